@@ -1,0 +1,170 @@
+"""The Qwen2-VL chat prompt as token ids, without jinja, and the product's two questions.
+
+Qwen2-VL's chat template (``add_generation_prompt=True``, ``add_vision_id`` off)
+renders one user turn holding images then text as::
+
+    <|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n
+    <|im_start|>user\\n<|vision_start|><|image_pad|><|vision_end|>...TEXT<|im_end|>\\n
+    <|im_start|>assistant\\n
+
+and ``Qwen2VLProcessor`` then repeats each ``<|image_pad|>`` once per merged
+image patch (``preprocess.num_image_tokens``). The ids here are assembled
+piece by piece: the text pieces go through the tokenizer (special-token
+strings inside them still split out, as in transformers) and the special
+tokens are inserted as ids, so thousands of pad tokens never pass through the
+tokenizer. Both give the same ids because the tokenizer splits on special
+tokens before any normalisation or pre-tokenisation.
+
+The two questions of a puzzle (rules, digits) are asked about the same image:
+``shared_prompt`` returns the common prefix (system turn, user header, the
+image, and any common start of the questions) once, and one suffix per
+question, so the runtime prefills the image once and reuses the KV cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from ..solver.errors import InputError
+from .tokenizer import Tokenizer
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+# Placeholders, to be refined with the solver's JSON schema and the trained default model.
+RULES_PROMPT = (
+    "What are the rules of this Sudoku puzzle? Answer with one line of compact JSON: "
+    '{"size": 9, "box": [3, 3], "constraints": []}, where size is 4, 6, 9 or 16, '
+    'box is [rows, columns] of a box or "irregular" (then add "regions": one string per row, '
+    "a letter per cell), and constraints lists every variant marking shown "
+    '(killer cages, arrows, kropki dots, thermometers, ...), e.g. {"type": "killer", "cells": '
+    '["R1C1", "R1C2"], "sum": 7}. Write only the JSON.'
+)
+DIGITS_PROMPT = (
+    "What are the given digits of this Sudoku puzzle? Write one line per row, from top to bottom, "
+    "with one character per cell from left to right: the digit (1-9, then A-G for 16x16), "
+    "or '.' for an empty cell. Write only the rows."
+)
+QUESTIONS: dict[str, str] = {"rules": RULES_PROMPT, "digits": DIGITS_PROMPT}
+
+
+class PromptError(InputError, ValueError):
+    """A prompt text the chat template cannot carry (it holds a special-token string)."""
+
+
+@dataclass(frozen=True)
+class SharedPrompt:
+    """Token ids of several questions about the same images: one shared prefix, one suffix each.
+
+    ``prefix_ids + suffix_ids[name]`` is exactly the prompt transformers builds for question
+    ``name``; every suffix keeps at least its generation header so it is never empty.
+    """
+
+    prefix_ids: list[int]
+    suffix_ids: dict[str, list[int]]
+
+    def full(self, name: str) -> list[int]:
+        return self.prefix_ids + self.suffix_ids[name]
+
+
+def prefix_ids(tokenizer: Tokenizer, image_token_counts: Sequence[int], system: str = SYSTEM_PROMPT) -> list[int]:
+    """System turn, user header and the images (each <|vision_start|> pads <|vision_end|>)."""
+    sp = tokenizer.specials
+    ids = _system_turn(tokenizer, system) + [sp.im_start, *tokenizer.encode("user\n")]
+    for count in image_token_counts:
+        if count < 1:
+            raise ValueError(f"an image takes at least one <|image_pad|> token, got {count}")
+        ids += [sp.vision_start, *([sp.image_pad] * int(count)), sp.vision_end]
+    return ids
+
+
+def suffix_ids(tokenizer: Tokenizer, question: str) -> list[int]:
+    """The question, the end of the user turn and the assistant generation header."""
+    return tokenizer.encode(_check_text(tokenizer, question, "question")) + _generation_header(tokenizer)
+
+
+def prompt_ids(
+    tokenizer: Tokenizer, question: str, image_token_counts: Sequence[int], system: str = SYSTEM_PROMPT
+) -> list[int]:
+    """The whole prompt for one question: what ``apply_chat_template`` + ``Qwen2VLProcessor`` give."""
+    if not image_token_counts:
+        # No <|vision_end|> between "user\n" and the question: they tokenize as one piece of text.
+        sp = tokenizer.specials
+        return (
+            _system_turn(tokenizer, system)
+            + [sp.im_start, *tokenizer.encode("user\n" + _check_text(tokenizer, question, "question"))]
+            + _generation_header(tokenizer)
+        )
+    return prefix_ids(tokenizer, image_token_counts, system) + suffix_ids(tokenizer, question)
+
+
+def _check_text(tokenizer: Tokenizer, text: str, what: str) -> str:
+    # transformers would turn these strings into control tokens (and expand <|image_pad|> as if it
+    # were another image), so a prompt holding one can only be a mistake or an injection.
+    for token in tokenizer.special_strings:
+        if token in text:
+            raise PromptError(f"the {what} text contains the special token {token}, which only the template may place")
+    return text
+
+
+def _system_turn(tokenizer: Tokenizer, system: str) -> list[int]:
+    sp = tokenizer.specials
+    _check_text(tokenizer, system, "system")
+    return [sp.im_start, *tokenizer.encode(f"system\n{system}"), sp.im_end, *tokenizer.encode("\n")]
+
+
+def _generation_header(tokenizer: Tokenizer) -> list[int]:
+    sp = tokenizer.specials
+    return [sp.im_end, *tokenizer.encode("\n"), sp.im_start, *tokenizer.encode("assistant\n")]
+
+
+def split_prompt(
+    tokenizer: Tokenizer, question: str, image_token_counts: Sequence[int], system: str = SYSTEM_PROMPT
+) -> tuple[list[int], list[int]]:
+    """(prefix_ids, suffix_ids) for one question, split right after the last image."""
+    _need_image(image_token_counts)
+    return prefix_ids(tokenizer, image_token_counts, system), suffix_ids(tokenizer, question)
+
+
+def shared_prompt(
+    tokenizer: Tokenizer,
+    image_token_counts: Sequence[int],
+    questions: Mapping[str, str] = QUESTIONS,
+    system: str = SYSTEM_PROMPT,
+) -> SharedPrompt:
+    """One prefix (system, image, and the questions' common leading tokens) and a suffix per question.
+
+    The common leading tokens are taken from the token ids, not the text, so the split
+    never changes how any question tokenizes.
+    """
+    if not questions:
+        raise ValueError("shared_prompt needs at least one question")
+    _need_image(image_token_counts)
+    prefix = prefix_ids(tokenizer, image_token_counts, system)
+    suffixes = {name: suffix_ids(tokenizer, text) for name, text in questions.items()}
+    # Keep at least one token in every suffix (the decoder needs a new token to produce logits);
+    # with a single question nothing beyond the image is shared.
+    tail = min(len(s) for s in suffixes.values()) - 1
+    common = 0
+    if len(suffixes) > 1:
+        first, *rest = suffixes.values()
+        while common < tail and all(s[common] == first[common] for s in rest):
+            common += 1
+    shared = prefix + next(iter(suffixes.values()))[:common]
+    return SharedPrompt(shared, {name: s[common:] for name, s in suffixes.items()})
+
+
+def _need_image(image_token_counts: Sequence[int]) -> None:
+    # The split after <|vision_end|> is exact only because a special token ends the prefix.
+    if not image_token_counts:
+        raise ValueError("a shared prefix needs at least one image (the split point follows the last image)")
+
+
+def render_text(question: str, num_images: int = 1, system: str = SYSTEM_PROMPT) -> str:
+    """The chat-template string before pad expansion (one <|image_pad|> per image), for display."""
+    images = "<|vision_start|><|image_pad|><|vision_end|>" * num_images
+    return (
+        f"<|im_start|>system\n{system}<|im_end|>\n"
+        f"<|im_start|>user\n{images}{question}<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
