@@ -69,16 +69,16 @@ def default_corpus() -> list[str]:
 
     rows = ["53..7....", "6..195...", ".98....6.", "8...6...3", "4..8.3..1", "7...2...6", ".6....28.",
             "...419..5", "....8..79", "1.3.", ".4.2", "12.456", "A.C.EFG.9.B..3.1"]  # fmt: skip
-    rules = [
-        '{"size": 9, "box": [3, 3], "constraints": []}',
-        '{"size": 6, "box": [2, 3], "constraints": []}',
-        '{"size": 4, "box": [2, 2], "constraints": []}',
-        '{"size": 16, "box": [4, 4], "constraints": []}',
-        '{"size": 9, "box": [3, 3], "constraints": [{"type": "killer", "cells": ["R1C1", "R1C2"], "sum": 7}]}',
-        '{"size": 9, "box": [3, 3], "constraints": [{"type": "thermometer", "cells": ["R2C2", "R3C3", "R4C4"]}]}',
-        '{"size": 9, "box": [3, 3], "constraints": [{"type": "arrow", "cells": ["R5C5", "R5C6", "R6C6"]}]}',
-        '{"size": 9, "box": [3, 3], "constraints": [{"type": "kropki", "color": "white", "cells": ["R1C1", "R1C2"]}]}',
-        '{"size": 9, "box": "irregular", "regions": ["AAABBBCCC"], "constraints": [{"type": "diagonal+"}]}',
+    rules = [  # the compact rules JSON of docs/rules-format.md
+        '{"size":9,"rules":[]}',
+        '{"size":6,"rules":[]}',
+        '{"size":4,"rules":[]}',
+        '{"size":16,"rules":[]}',
+        '{"size":9,"rules":[{"type":"killer","cells":["r1c1","r1c2"],"sum":7}]}',
+        '{"size":9,"rules":[{"type":"thermo","cells":["r2c2","r3c3","r4c4"]}]}',
+        '{"size":9,"rules":[{"type":"arrow","bulb":["r5c5"],"line":["r5c6","r6c6"]}]}',
+        '{"size":9,"rules":[{"type":"kropki","color":"white","cells":["r1c1","r1c2"]}]}',
+        '{"size":9,"regions":["111222333"],"rules":[{"type":"diagonal+"}]}',
     ]
     prose = [
         SYSTEM_PROMPT,
@@ -97,11 +97,13 @@ def build_tokenizer(
     special_tokens: Sequence[str] = QWEN2_VL_SPECIAL_TOKENS,
     chat_template: str = QWEN2_VL_CHAT_TEMPLATE,
     model_max_length: int = 32768,
+    split_regex: str = QWEN2_SPLIT_REGEX,
 ) -> Path:
     """Train a byte-level BPE on ``texts`` (default: ``default_corpus()``) and write the folder.
 
     ``vocab_size`` counts the 256 byte symbols and the merges, not the special tokens, which
-    take the next ids. Returns ``out_dir``.
+    take the next ids. ``split_regex`` is the pre-tokenizer's split (Qwen2's by default; our
+    own model keeps cell references like ``"r1c1"`` whole). Returns ``out_dir``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +111,7 @@ def build_tokenizer(
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.Split(Regex(split_regex), behavior="isolated", invert=False),
             pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
         ]
     )

@@ -1,0 +1,139 @@
+"""The training-image renderer: determinism, every size and variant, labels, corners, CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+
+from vlm_sudoku.solver.constraints.cells import Quadruple
+from vlm_sudoku.solver.generate import GENERATED_KINDS
+from vlm_sudoku.solver.puzzle import Puzzle
+from vlm_sudoku.solver.rules_json import dumps_rules, loads_rules
+from vlm_sudoku.tools.render import STYLES, UnsupportedMarking, digits_answer, render, rules_answer, sample
+from vlm_sudoku.tools.render.__main__ import main as cli
+from vlm_sudoku.tools.render.fonts import BUILTIN, PRINTED, Font, FontSet
+from vlm_sudoku.tools.render.labels import parse_digits_answer
+from vlm_sudoku.tools.render.puzzles import canonical, kinds_of, sample_puzzle
+from vlm_sudoku.tools.render.text import must_explain
+
+RULE_OF_KIND = {"odd_even": ("odd", "even"), "kropki_negative": ("kropki_negative",), "xv_negative": ("xv_negative",)}
+
+
+def _puzzle_with(kind: str, seed: int = 0, size: int = 9) -> Puzzle:
+    """A sampled puzzle that carries the rules of ``kind``."""
+    wanted = RULE_OF_KIND.get(kind, (kind,))
+    for s in range(seed, seed + 50):
+        puzzle, _ = sample_puzzle(random.Random(s), sizes=(size,), kinds=(kind,))
+        if any(c.rule in wanted for c in puzzle.constraints):
+            return puzzle
+    raise AssertionError(f"no {kind} puzzle in 50 seeds")
+
+
+def _inside(item) -> bool:
+    w, h = item.image.size
+    return all(0 <= x <= w and 0 <= y <= h for x, y in item.corners)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_same_seed_same_pixels(style: str) -> None:
+    a = sample(11, sizes=(9,), kinds="all", styles=(style,))
+    b = sample(11, sizes=(9,), kinds="all", styles=(style,))
+    c = sample(12, sizes=(9,), kinds="all", styles=(style,))
+    assert a.image.tobytes() == b.image.tobytes()
+    assert a.corners == b.corners and a.rules_answer == b.rules_answer
+    assert a.image.tobytes() != c.image.tobytes()
+
+
+@pytest.mark.parametrize("size", [4, 6, 9, 16])
+@pytest.mark.parametrize("style", STYLES)
+def test_every_size_and_style(size: int, style: str) -> None:
+    item = sample(size * 7 + len(style), sizes=(size,), kinds="all", styles=(style,))
+    assert item.puzzle.size == size and item.style == style
+    assert item.image.mode == "RGB"
+    assert 320 <= max(item.image.size) <= 1280
+    assert _inside(item), item.corners
+
+
+@pytest.mark.parametrize("kind", GENERATED_KINDS)
+def test_every_variant_renders(kind: str) -> None:
+    puzzle = _puzzle_with(kind)
+    for k, style in enumerate(STYLES):
+        item = render(puzzle, random.Random(k), style=style)
+        assert _inside(item)
+        if must_explain(puzzle):  # a rule with no mark in the grid must be written next to it
+            assert item.details["rules_text"], (kind, style)
+
+
+def test_jigsaw_and_16x16_letters() -> None:
+    for seed in range(40):
+        puzzle, _ = sample_puzzle(random.Random(seed), sizes=(16,), kinds=("classic",))
+        if puzzle.box is None:
+            break
+    else:
+        pytest.fail("no jigsaw 16x16 in 40 seeds")
+    item = render(puzzle, random.Random(1), style="app")
+    assert '"regions"' in item.rules_answer
+    assert set(item.digits_answer) <= set("123456789ABCDEFG.\n")
+
+
+def test_labels_round_trip() -> None:
+    for seed in range(30):
+        puzzle, solution = sample_puzzle(random.Random(seed), kinds=("classic", *GENERATED_KINDS))
+        back = loads_rules(rules_answer(puzzle))
+        assert back.size == puzzle.size and back.regions == puzzle.regions and back.box == puzzle.box
+        assert back.constraints == puzzle.constraints  # sampled puzzles are already in canonical order
+        assert parse_digits_answer(digits_answer(puzzle), puzzle) == puzzle.givens
+        assert len(digits_answer(puzzle).split("\n")) == puzzle.size
+
+
+def test_rules_answer_does_not_depend_on_rule_order() -> None:
+    puzzle = _puzzle_with("killer")
+    shuffled = list(puzzle.constraints)
+    random.Random(3).shuffle(shuffled)
+    assert rules_answer(puzzle.with_constraints(shuffled)) == rules_answer(puzzle) == dumps_rules(canonical(puzzle))
+
+
+def test_undrawable_rule_is_an_error() -> None:
+    puzzle = Puzzle.create(9, constraints=[Quadruple(((0, 0), (0, 1), (1, 0), (1, 1)), (1, 2))])
+    with pytest.raises(UnsupportedMarking, match="quadruple"):
+        render(puzzle, random.Random(0))
+
+
+def test_builtin_font_fallback() -> None:
+    fonts = FontSet([Font(BUILTIN, PRINTED, "Pillow built-in", None)])
+    assert fonts.builtin_only
+    puzzle = _puzzle_with("killer", size=6)
+    for style in STYLES:
+        item = render(puzzle, random.Random(2), style=style, fonts=fonts)
+        assert item.font == BUILTIN and _inside(item)
+
+
+def test_kinds_of_names_jigsaw() -> None:
+    puzzle = _puzzle_with("thermo")
+    assert "thermo" in kinds_of(puzzle)
+
+
+def test_cli_writes_images_and_labels(tmp_path) -> None:
+    out = tmp_path / "r"
+    result = CliRunner().invoke(cli, ["--out", str(out), "--count", "5", "--seed", "4", "--sizes", "4,9",
+                                      "--kinds", "classic,killer,antiknight", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in (out / "labels.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 and len(list(out.glob("*.jpg"))) == 5
+    for rec in lines:
+        assert (out / rec["file"]).exists()
+        assert rec["size"] in (4, 9) and rec["style"] in STYLES
+        assert loads_rules(rec["rules"]).size == rec["size"]
+        assert len(rec["corners"]) == 4
+    again = sample(lines[0]["seed"], sizes=(4, 9), kinds=("classic", "killer", "antiknight"))
+    assert again.rules_answer == lines[0]["rules"] and again.digits_answer == lines[0]["digits"]
+
+
+def test_cli_rejects_bad_options(tmp_path) -> None:
+    result = CliRunner().invoke(cli, ["--out", str(tmp_path), "--kinds", "sudokuX"])
+    assert result.exit_code == 2 and "unknown puzzle kind" in result.output
+    result = CliRunner().invoke(cli, ["--out", str(tmp_path), "--sizes", "5"])
+    assert result.exit_code == 2
