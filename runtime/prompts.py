@@ -31,19 +31,19 @@ from .tokenizer import Tokenizer
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 
-# Placeholders, to be refined with the solver's JSON schema and the trained default model.
+# The two questions of every puzzle. A real Qwen2-VL-Instruct and the embedded default model
+# answer the same text; the rules question shows the schema of docs/rules-format.md.
 RULES_PROMPT = (
-    "What are the rules of this Sudoku puzzle? Answer with one line of compact JSON: "
-    '{"size": 9, "box": [3, 3], "constraints": []}, where size is 4, 6, 9 or 16, '
-    'box is [rows, columns] of a box or "irregular" (then add "regions": one string per row, '
-    "a letter per cell), and constraints lists every variant marking shown "
-    '(killer cages, arrows, kropki dots, thermometers, ...), e.g. {"type": "killer", "cells": '
-    '["R1C1", "R1C2"], "sum": 7}. Write only the JSON.'
+    "What are the rules of this Sudoku? Answer with compact JSON only: "
+    '{"size":N,"rules":[...]} where N is 4, 6, 9 or 16. If the regions are irregular add '
+    '"regions": one string per row, a region symbol per cell. List every rule shown as an object '
+    'with a "type", e.g. {"type":"killer","cells":["r1c1","r1c2"],"sum":7}, '
+    '{"type":"thermo","cells":["r2c2","r3c3"]}, {"type":"kropki","color":"white","cells":["r4c4","r4c5"]}, '
+    '{"type":"antiknight"}. A classic Sudoku is {"size":9,"rules":[]}.'
 )
 DIGITS_PROMPT = (
-    "What are the given digits of this Sudoku puzzle? Write one line per row, from top to bottom, "
-    "with one character per cell from left to right: the digit (1-9, then A-G for 16x16), "
-    "or '.' for an empty cell. Write only the rows."
+    "Read the given digits of this Sudoku. Write one line per row, top to bottom, one character per "
+    "cell: the digit (1-9, then A-G on 16x16) or '.' for an empty cell. Write only the rows."
 )
 QUESTIONS: dict[str, str] = {"rules": RULES_PROMPT, "digits": DIGITS_PROMPT}
 

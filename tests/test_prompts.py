@@ -156,10 +156,15 @@ def test_shared_prompt(tok: Tokenizer) -> None:
     for name, question in prompts.QUESTIONS.items():
         assert shared.full(name) == prompts.prompt_ids(tok, question, [391])
         assert shared.suffix_ids[name]
-    # The image lies wholly in the prefix; the questions' common start ("What are the") joins it.
+    # The image lies wholly in the prefix; the two questions start differently, so nothing joins it.
     assert shared.prefix_ids.count(tok.specials.image_pad) == 391
-    assert len(shared.prefix_ids) > len(prompts.prefix_ids(tok, [391]))
-    assert tok.decode(shared.prefix_ids).endswith("What are the")
+    assert shared.prefix_ids == prompts.prefix_ids(tok, [391])
+    # Questions with a common start share it too.
+    same_start = {"a": "What are the rules?", "b": "What are the digits?"}
+    joined = prompts.shared_prompt(tok, [391], same_start)
+    assert tok.decode(joined.prefix_ids).endswith("What are the")
+    for name, question in same_start.items():
+        assert joined.full(name) == prompts.prompt_ids(tok, question, [391])
 
 
 def test_shared_prompt_edge_cases(tok: Tokenizer) -> None:

@@ -1,0 +1,1 @@
+"""Training the embedded default model: recipe, data, loop. Needs the ``export`` extra (torch)."""

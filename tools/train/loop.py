@@ -1,0 +1,187 @@
+"""Train the embedded default model: resumable, time-boxed, reproducible.
+
+    python -m vlm_sudoku.tools.train.loop --base BASE_DIR --ckpt CKPT_DIR --minutes 8 [--total-steps N]
+    python -m vlm_sudoku.tools.train.loop --base BASE_DIR --ckpt CKPT_DIR --export OUT_DIR
+
+Each call trains until its time budget is spent, then writes a checkpoint
+(model, optimizer, step) that the next call resumes from: the GPU machine
+runs commands of under ten minutes. The learning-rate schedule is fixed by
+``--total-steps``, so how the run is cut into calls does not change it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .data import Mix, SampleMaker, collate
+
+
+class _Indexed:
+    """Map-style dataset over sample indices start, start+1, ... (deterministic per index)."""
+
+    def __init__(self, maker: SampleMaker, start: int, length: int) -> None:
+        self.maker, self.start, self.length = maker, start, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        return self.maker(self.start + i)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_checkpoint(ckpt: Path, model, optimizer, state: dict) -> None:
+    import torch
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(model.state_dict(), tmp / "model.pt")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    old = ckpt.with_name(ckpt.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if ckpt.exists():
+        ckpt.rename(old)
+    tmp.rename(ckpt)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_model(base: Path, ckpt: Path | None, device: str):
+    import torch
+    from transformers import Qwen2VLForConditionalGeneration
+
+    model = Qwen2VLForConditionalGeneration.from_pretrained(base, torch_dtype=torch.float32, attn_implementation="sdpa")
+    if ckpt is not None and (ckpt / "model.pt").exists():
+        model.load_state_dict(torch.load(ckpt / "model.pt", map_location="cpu"))
+    elif ckpt is not None and (ckpt / "model.safetensors").exists():  # weights brought back without optimizer
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(ckpt / "model.safetensors"), strict=False)
+        model.tie_weights()
+    return model.to(device)
+
+
+def export_folder(base: Path, model, out: Path, dtype: str = "float16") -> None:
+    """The shipped Hugging Face folder: the base's tokenizer/processor files + trained weights."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    for f in base.iterdir():
+        if f.suffix != ".safetensors" and f.is_file():
+            shutil.copy2(f, out / f.name)
+    model = model.to("cpu", dtype=getattr(torch, dtype))
+    model.save_pretrained(out, safe_serialization=True, max_shard_size="15MB")
+
+
+@click.command()
+@click.option("--base", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Untrained model folder (tools/train/recipe.py).")
+@click.option("--ckpt", type=click.Path(path_type=Path), required=True, help="Checkpoint folder (resumed if present).")
+@click.option("--minutes", type=float, default=8.0, show_default=True, help="Training time budget of this call.")
+@click.option("--total-steps", type=int, default=0, show_default=True,
+              help="Length of the LR schedule; 0: set once from the measured speed and --plan-minutes.")
+@click.option("--plan-minutes", type=float, default=40.0, show_default=True,
+              help="Whole run's planned training time (sets the schedule when --total-steps is 0).")
+@click.option("--save-every", type=float, default=5.0, show_default=True, help="Minutes between checkpoints.")
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--warmup", type=int, default=300, show_default=True)
+@click.option("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Data seed.")
+@click.option("--photo-rate", type=float, default=Mix.photo_rate, show_default=True)
+@click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
+              help="Write the fp16 Hugging Face folder from the checkpoint and stop.")
+def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
+         lr: float, warmup: int, workers: int, seed: int, photo_rate: float, export_to: Path | None) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_model(base, ckpt, device)
+    if export_to is not None:
+        export_folder(base, model, export_to)
+        click.echo(f"wrote {export_to}")
+        return
+    torch.backends.cuda.matmul.allow_tf32 = True
+    state = json.loads((ckpt / "state.json").read_text()) if (ckpt / "state.json").exists() else {"step": 0, "samples": 0}
+    state.setdefault("config", {"batch": batch, "lr": lr, "warmup": warmup, "seed": seed, "photo_rate": photo_rate})
+    if total_steps:
+        state["total_steps"] = total_steps
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=lr, betas=(0.9, 0.98), eps=1e-8, fused=device == "cuda")
+    if (ckpt / "optimizer.pt").exists():
+        optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
+    mix = Mix(photo_rate=photo_rate)
+    maker = SampleMaker(base, seed=seed, mix=mix)
+    pad = maker.tok.specials.endoftext
+    loader = DataLoader(_Indexed(maker, state["samples"], 10**9), batch_size=batch, num_workers=workers,
+                        collate_fn=lambda s: collate(s, pad), prefetch_factor=4 if workers else None,
+                        persistent_workers=False, pin_memory=device == "cuda")
+    model.train()
+    start = time.time()
+    deadline = start + minutes * 60
+    last_log, losses, photos = time.time(), [], 0
+    last_save = time.time()
+    speed_from = None
+    click.echo(f"resuming at step {state['step']} (samples {state['samples']}) on {device}; budget {minutes} min", err=True)
+    for batch_data in loader:
+        step = state["step"]
+        if "total_steps" not in state:  # the schedule's length, fixed once from the measured speed
+            if speed_from is None and step >= 20:
+                speed_from = (time.time(), step)
+            elif speed_from is not None and step - speed_from[1] >= 100:
+                rate = (step - speed_from[1]) / (time.time() - speed_from[0])
+                state["total_steps"] = int(rate * plan_minutes * 60)
+                click.echo(f"{rate:.2f} steps/s: schedule set to {state['total_steps']} steps", err=True)
+        total = state.get("total_steps", 10**6)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, lr, warmup)
+        inputs = {k: v.to(device, non_blocking=True) for k, v in batch_data.items() if k != "photos"}
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = model(**inputs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] += 1
+        state["samples"] += len(batch_data["input_ids"])
+        losses.append(float(loss.detach()))
+        photos += batch_data["photos"]
+        if time.time() - last_log > 30 or state["step"] == 1:
+            rate = len(losses) / (time.time() - last_log)
+            click.echo(f"step {state['step']} loss {sum(losses) / len(losses):.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
+                       f"{rate:.2f} steps/s photos {photos}", err=True)
+            last_log, losses, photos = time.time(), [], 0
+        if time.time() > deadline or state["step"] >= total:
+            break
+        if time.time() - last_save > save_every * 60:
+            state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
+            start = time.time()
+            save_checkpoint(ckpt, model, optimizer, state)
+            last_save = time.time()
+    state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
+    save_checkpoint(ckpt, model, optimizer, state)
+    click.echo(json.dumps(state), err=True)
+    sys.stdout.flush()
+    os._exit(0)  # skip tearing down the worker pool (seconds of idle device time)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The newspaper photos (../shared/data/photos_train, CC-BY-4.0, B. Wicht): labels, the fixed
+validation split, and augmentation for fine-tuning.
+
+The split is fixed by file name (every fifth photo in numeric order is held
+out), so every run and every report uses the same 32 validation photos.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageEnhance, ImageFilter
+
+from ...runtime.image_io import load_image
+from ...solver.puzzle import Grid, Puzzle
+
+DEFAULT_DIR = Path(os.environ.get("VLM_SUDOKU_PHOTOS") or
+                   Path(__file__).resolve().parents[2].parent / "shared" / "data" / "photos_train")
+HOLDOUT_EVERY = 5
+
+
+@dataclass(frozen=True)
+class Photo:
+    path: Path
+    givens: Grid
+    corners: tuple[tuple[float, float], ...]  # TL, TR, BR, BL in stored pixels
+
+    @property
+    def puzzle(self) -> Puzzle:
+        return Puzzle.create(9, self.givens)
+
+
+def _number(path: Path) -> int:
+    return int(re.sub(r"\D", "", path.stem) or 0)
+
+
+def read_dat(path: Path) -> Grid:
+    """A .dat file: camera, resolution, then nine rows of nine digits (0 = blank)."""
+    rows = [ln.split() for ln in path.read_text().splitlines()[2:] if ln.strip()]
+    if len(rows) != 9 or any(len(r) != 9 for r in rows):
+        raise ValueError(f"{path}: expected 9 rows of 9 digits")
+    return tuple(tuple(int(v) for v in r) for r in rows)
+
+
+def load_photos(folder: Path = DEFAULT_DIR) -> list[Photo]:
+    corners: dict[str, tuple[tuple[float, float], ...]] = {}
+    with (folder / "outlines.csv").open() as f:
+        for row in csv.DictReader(f):
+            pts = tuple((float(row[f"p{i}_x"]), float(row[f"p{i}_y"])) for i in range(1, 5))
+            corners[Path(row["filepath"]).name] = pts
+    photos = []
+    for jpg in sorted(folder.glob("*.jpg"), key=_number):
+        photos.append(Photo(jpg, read_dat(jpg.with_suffix(".dat")), corners.get(jpg.name, ())))
+    return photos
+
+
+def split(photos: list[Photo]) -> tuple[list[Photo], list[Photo]]:
+    """(train, validation): every fifth photo in numeric order is held out."""
+    val = [p for i, p in enumerate(photos) if i % HOLDOUT_EVERY == 0]
+    train = [p for i, p in enumerate(photos) if i % HOLDOUT_EVERY != 0]
+    return train, val
+
+
+def augment(photo: Photo, rng: random.Random) -> Image.Image:
+    """A plausible re-take of the photo: small rotation, zoom/crop that keeps the grid,
+    light, contrast, blur and JPEG changes. Stale EXIF tags are handled by load_image."""
+    img = load_image(photo.path)
+    w, h = img.size
+    if photo.corners and rng.random() < 0.7:
+        xs = [p[0] for p in photo.corners]
+        ys = [p[1] for p in photo.corners]
+        margin = 0.04 * max(w, h)
+        left = rng.uniform(0, max(0.0, min(xs) - margin))
+        top = rng.uniform(0, max(0.0, min(ys) - margin))
+        right = w - rng.uniform(0, max(0.0, w - max(xs) - margin))
+        bottom = h - rng.uniform(0, max(0.0, h - max(ys) - margin))
+        if right - left > 0.3 * w and bottom - top > 0.3 * h:
+            img = img.crop((int(left), int(top), int(right), int(bottom)))
+    if rng.random() < 0.8:  # after the crop, and expanding, so the grid's corners stay in view
+        fill = tuple(int(v) for v in img.resize((1, 1)).getpixel((0, 0)))
+        img = img.rotate(rng.uniform(-6, 6), resample=Image.BICUBIC, expand=True, fillcolor=fill)
+    if rng.random() < 0.3:
+        scale = rng.uniform(0.5, 1.0)
+        img = img.resize((max(64, int(img.width * scale)), max(64, int(img.height * scale))), Image.BILINEAR)
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.7, 1.3))
+    img = ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4))
+    if rng.random() < 0.3:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    if rng.random() < 0.5:
+        from io import BytesIO
+
+        buf = BytesIO()
+        img.save(buf, "JPEG", quality=rng.randint(40, 90))
+        buf.seek(0)
+        img = Image.open(buf).convert("RGB")
+    return img
