@@ -62,17 +62,14 @@ def save_checkpoint(ckpt: Path, model, optimizer, state: dict) -> None:
 
 
 def load_model(base: Path, ckpt: Path | None, device: str):
+    """The base's weights, or a checkpoint's: model.pt (with optimizer) or a w32/ folder brought back."""
     import torch
     from transformers import Qwen2VLForConditionalGeneration
 
-    model = Qwen2VLForConditionalGeneration.from_pretrained(base, torch_dtype=torch.float32, attn_implementation="sdpa")
+    source = ckpt if ckpt is not None and (ckpt / "config.json").exists() else base
+    model = Qwen2VLForConditionalGeneration.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
     if ckpt is not None and (ckpt / "model.pt").exists():
         model.load_state_dict(torch.load(ckpt / "model.pt", map_location="cpu"))
-    elif ckpt is not None and (ckpt / "model.safetensors").exists():  # weights brought back without optimizer
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(ckpt / "model.safetensors"), strict=False)
-        model.tie_weights()
     return model.to(device)
 
 
@@ -86,6 +83,14 @@ def export_folder(base: Path, model, out: Path, dtype: str = "float16") -> None:
             shutil.copy2(f, out / f.name)
     model = model.to("cpu", dtype=getattr(torch, dtype))
     model.save_pretrained(out, safe_serialization=True, max_shard_size="15MB")
+
+
+def write_final(base: Path, model, state: dict, out: Path) -> None:
+    """What comes back from the GPU machine (files under 16 MB): fp32 shards + state to resume
+    from, and the fp16 Hugging Face folder to ship."""
+    model.save_pretrained(out / "w32", safe_serialization=True, max_shard_size="14MB")
+    (out / "w32" / "state.json").write_text(json.dumps(state, indent=1))
+    export_folder(base, model, out / "hf")
 
 
 @click.command()
@@ -104,10 +109,13 @@ def export_folder(base: Path, model, out: Path, dtype: str = "float16") -> None:
 @click.option("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Data seed.")
 @click.option("--photo-rate", type=float, default=Mix.photo_rate, show_default=True)
+@click.option("--final-out", type=click.Path(path_type=Path), default=None,
+              help="After training: write fp32 shards + state (w32/) and the fp16 folder (hf/) here.")
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="Write the fp16 Hugging Face folder from the checkpoint and stop.")
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
-         lr: float, warmup: int, workers: int, seed: int, photo_rate: float, export_to: Path | None) -> None:
+         lr: float, warmup: int, workers: int, seed: int, photo_rate: float, final_out: Path | None,
+         export_to: Path | None) -> None:
     import torch
     from torch.utils.data import DataLoader
 
@@ -179,6 +187,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
     save_checkpoint(ckpt, model, optimizer, state)
     click.echo(json.dumps(state), err=True)
+    if final_out is not None:
+        write_final(base, model, state, final_out)
     sys.stdout.flush()
     os._exit(0)  # skip tearing down the worker pool (seconds of idle device time)
 

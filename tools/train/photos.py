@@ -21,7 +21,42 @@ from ...solver.puzzle import Grid, Puzzle
 
 DEFAULT_DIR = Path(os.environ.get("VLM_SUDOKU_PHOTOS") or
                    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "photos_train")
-HOLDOUT_EVERY = 5
+#: The fixed validation split: every fifth of the 160 photos in numeric order, by name, so a
+#: folder holding only the training photos splits the same way.
+VALIDATION_PHOTOS = frozenset({
+    "image1.jpg",
+    "image11.jpg",
+    "image21.jpg",
+    "image27.jpg",
+    "image36.jpg",
+    "image43.jpg",
+    "image65.jpg",
+    "image76.jpg",
+    "image82.jpg",
+    "image94.jpg",
+    "image99.jpg",
+    "image104.jpg",
+    "image111.jpg",
+    "image118.jpg",
+    "image129.jpg",
+    "image145.jpg",
+    "image155.jpg",
+    "image160.jpg",
+    "image165.jpg",
+    "image171.jpg",
+    "image178.jpg",
+    "image184.jpg",
+    "image191.jpg",
+    "image198.jpg",
+    "image203.jpg",
+    "image1001.jpg",
+    "image1008.jpg",
+    "image1031.jpg",
+    "image1043.jpg",
+    "image1055.jpg",
+    "image1070.jpg",
+    "image1081.jpg",
+})
 
 
 @dataclass(frozen=True)
@@ -60,9 +95,9 @@ def load_photos(folder: Path = DEFAULT_DIR) -> list[Photo]:
 
 
 def split(photos: list[Photo]) -> tuple[list[Photo], list[Photo]]:
-    """(train, validation): every fifth photo in numeric order is held out."""
-    val = [p for i, p in enumerate(photos) if i % HOLDOUT_EVERY == 0]
-    train = [p for i, p in enumerate(photos) if i % HOLDOUT_EVERY != 0]
+    """(train, validation) by the fixed list of validation photo names."""
+    val = [p for p in photos if p.path.name in VALIDATION_PHOTOS]
+    train = [p for p in photos if p.path.name not in VALIDATION_PHOTOS]
     return train, val
 
 
