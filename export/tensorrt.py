@@ -24,20 +24,17 @@ usable where torch is missing.
 
 from __future__ import annotations
 
-import ctypes
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..runtime.gpu import detect_gpu, tensorrt_version
 from ..runtime.manifest import GraphSpec, ImagePolicy, TensorRTInfo
 from ..runtime.model_config import ModelConfig
 from .errors import TensorRTUnavailableError
 
 TRT_PROVIDER = "TensorrtExecutionProvider"
 ENGINE_DIR = "tensorrt"
-_LIBNVINFER = ("libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so", "nvinfer_10.dll", "nvinfer.dll")
 
 
 @dataclass(frozen=True)
@@ -59,46 +56,6 @@ class ProfileLimits:
     opt_total: int = 512
     max_images: int = 4
     max_patches: int | None = None  # default: from the image policy's max_pixels
-
-
-def tensorrt_version() -> str | None:
-    """TensorRT runtime version, from the Python package or libnvinfer itself; None if absent."""
-    try:
-        import tensorrt  # type: ignore[import-not-found]
-
-        return str(tensorrt.__version__)
-    except Exception:
-        pass
-    for name in _LIBNVINFER:
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        try:
-            v = int(lib.getInferLibVersion())
-        except Exception:
-            return "unknown"
-        # 10.3.0 is encoded as 100300 (TensorRT >= 10) and 8.6.1 as 8601.
-        return f"{v // 10000}.{v // 100 % 100}.{v % 100}" if v >= 100000 else f"{v // 1000}.{v // 100 % 10}.{v % 100}"
-    return None
-
-
-def detect_gpu() -> tuple[str, str] | None:
-    """(name, compute capability "9.0") of GPU 0 via nvidia-smi; None without a visible NVIDIA GPU."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
-    try:
-        out = subprocess.run(
-            [exe, "--query-gpu=name,compute_cap", "--format=csv,noheader", "--id=0"],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if not out:
-        return None
-    name, _, cc = out.splitlines()[0].rpartition(",")
-    return name.strip(), cc.strip()
 
 
 def detect_tensorrt() -> GpuEnvironment:

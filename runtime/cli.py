@@ -1,4 +1,4 @@
-"""``vlm-solve``: read a puzzle (from text or f-puzzles JSON) and solve it.
+"""``vlm-solve``: read puzzles from images with the exported model (or take them as text) and solve them.
 
 The command is a thin shell: it parses options, calls library code, prints,
 and maps errors to the exit codes of product.md. Library code raises and
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,21 @@ from ..solver.rules_json import loads_rules
 from ..solver.solve import solve
 from .report import EXIT_CODES, result_json, result_text, status_message
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
 EPILOG = """\b
 Examples:
+  vlm-solve photo.jpg                       # the embedded default model
+  vlm-solve photos/ --model export/ --json  # every image of a folder, one JSON object per line
+  vlm-solve photo.jpg -v --provider cuda    # stage-by-stage timings, fail if CUDA is missing
   vlm-solve --grid "4...3.......6..8..........1....5..9..8....6...7.2........1.27..5.3....4.9........"
   vlm-solve --fpuzzles puzzle.json --json
   cat puzzle.json | vlm-solve --fpuzzles -
-  vlm-solve --rules killer.json
 
 \b
 Exit status: 0 solved, 1 input error, 2 usage error, 3 no solution,
 4 several solutions (two are shown), 5 model output unreadable.
+With several images: the status of the first image that did not solve.
 """
 
 
@@ -56,42 +62,77 @@ def _load_puzzle(grid: str | None, fpuzzles: str | None, rules: str | None, igno
     return loads_rules(_read_text(rules))
 
 
-def _emit_error(exc: BaseException, as_json: bool, code: int) -> int:
+def _emit_error(exc: BaseException, as_json: bool, code: int, extra: dict[str, Any] | None = None) -> int:
     message = str(exc) or exc.__class__.__name__
     click.echo(f"vlm-solve: error: {message}", err=True)
     if as_json:
-        click.echo(json.dumps({"status": "error", "error": message, "exit_code": code}))
+        click.echo(json.dumps({**(extra or {}), "status": "error", "error": message, "exit_code": code}))
     return code
 
 
+def _internal(exc: Exception) -> RuntimeError:
+    if os.environ.get("VLM_SUDOKU_DEBUG"):
+        raise exc
+    return RuntimeError(f"internal error ({exc.__class__.__name__}: {exc}); set VLM_SUDOKU_DEBUG=1 for the traceback")
+
+
+def expand_images(paths: tuple[str, ...]) -> list[Path]:
+    """Files as given; folders become their image files in name order."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not files:
+                raise InputError(f"{p}: no image files in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            out += files
+        else:
+            out.append(p)
+    return out
+
+
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("images", nargs=-1, metavar="[IMAGE|FOLDER]...")
+@click.option("--model", "model_dir", metavar="EXPORT_DIR", help="Export folder from vlm-export (default: the embedded model).")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]), default="auto", show_default=True,
+              help="Execution provider; naming one makes it strict (an error instead of a fallback).")
+@click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
+              help="torch: transformers' generate on a Hugging Face folder (the baseline; needs the export extra).")
+@click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=512, show_default=True,
+              help="Cap on tokens per answer.")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads for onnxruntime.")
 @click.option("--grid", metavar="TEXT", help="Puzzle as text: 16/36/81/256 symbols, '.' or '0' for blanks.")
 @click.option("--fpuzzles", metavar="FILE", help="Puzzle in f-puzzles JSON ('-' reads standard input).")
 @click.option("--rules", metavar="FILE", help="Puzzle in the compact rules JSON with a 'grid' ('-' for stdin).")
 @click.option("--ignore", metavar="KEY", multiple=True, help="f-puzzles key to drop knowingly (e.g. cosmetic 'line').")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the machine contract) instead of text.")
-def main(grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool) -> None:
-    """Solve a Sudoku puzzle (classic or variant, 4x4 to 16x16) with SAT."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per puzzle (the machine contract).")
+@click.option("-v", "--verbose", is_flag=True, help="Report each stage on stderr as it happens, with its time.")
+def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
+         threads: int | None,
+         grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool,
+         verbose: bool) -> None:
+    """Read Sudoku puzzles from images with a vision-language model, or take them as text, and solve them."""
     given = [name for name, v in (("--grid", grid), ("--fpuzzles", fpuzzles), ("--rules", rules)) if v is not None]
-    if len(given) != 1:
-        raise click.UsageError("give exactly one of --grid, --fpuzzles or --rules")
-    sys.exit(_run(grid, fpuzzles, rules, ignore, as_json))
+    if images and given:
+        raise click.UsageError(f"give images or {given[0]}, not both")
+    if len(given) > 1:
+        raise click.UsageError("give only one of --grid, --fpuzzles or --rules")
+    if not images and not given:
+        raise click.UsageError("give an image (or a folder of images), or a puzzle with --grid, --fpuzzles or --rules")
+    if given:
+        sys.exit(_run_text(grid, fpuzzles, rules, ignore, as_json))
+    sys.exit(_run_images(images, model_dir, provider, backend, max_new_tokens, threads, as_json, verbose))
 
 
-def _run(grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool) -> int:
+def _run_text(grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool) -> int:
     try:
         puzzle = _load_puzzle(grid, fpuzzles, rules, ignore)
         result = solve(puzzle)
     except VlmSudokuError as exc:
         return _emit_error(exc, as_json, exc.exit_code)
     except Exception as exc:  # a bug of ours: one line, the traceback only on request
-        if os.environ.get("VLM_SUDOKU_DEBUG"):
-            raise
-        return _emit_error(RuntimeError(f"internal error ({exc.__class__.__name__}: {exc}); "
-                                        "set VLM_SUDOKU_DEBUG=1 for the traceback"), as_json, 1)
-    payload: dict[str, Any] = result_json(puzzle, result)
+        return _emit_error(_internal(exc), as_json, 1)
     if as_json:
-        click.echo(json.dumps(payload))
+        click.echo(json.dumps(result_json(puzzle, result)))
     else:
         click.echo("puzzle:\n" + pretty_grid(puzzle.givens, puzzle))
         click.echo(result_text(puzzle, result))
@@ -99,6 +140,116 @@ def _run(grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tupl
     if message:
         click.echo(f"vlm-solve: {message}", err=True)
     return EXIT_CODES[result.status]
+
+
+class _Stages:
+    """Numbered stage lines on stderr (-v), so a slow stage is visible at a glance."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.n = 0
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            self.n += 1
+            click.echo(f"[{self.n}] {text}", err=True)
+
+    def __call__(self, name: str, info: dict[str, Any]) -> None:
+        if name == "image":
+            w, h = info["size"]
+            rh, rw = info["resized"]
+            self.line(f"image {w}x{h} -> {rw}x{rh}, {info['image_tokens']} image tokens: preprocess "
+                      f"{1000 * info['preprocess']:.0f} ms, vision {1000 * info['vision']:.0f} ms, prefix prefill "
+                      f"{info['prefix_tokens']} tokens {1000 * info['prefix_prefill']:.0f} ms")
+        elif name in ("rules", "digits"):
+            self.line(f"{name}: {info['tokens']} tokens, prefill {1000 * info['prefill']:.0f} ms, decode "
+                      f"{info['decode']:.2f} s ({info['tokens_per_s']:.0f} tokens/s)"
+                      + ("" if info["stopped"] else " - hit --max-new-tokens"))
+        elif name == "solve":
+            self.line(f"solve: {info['status']} in {1000 * info['solve']:.1f} ms")
+
+
+def default_model_dir() -> Path:
+    """The embedded default model's export, shipped inside the package."""
+    return Path(__file__).resolve().parent / "default_model"
+
+
+def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: int | None, max_new_tokens: int):
+    from .pipeline import Pipeline
+
+    if backend == "torch":
+        try:
+            from ..export.torch_backend import TorchPipeline
+        except ImportError as exc:
+            raise InputError(f"--backend torch needs the export extra (pip install 'vlm-sudoku[export]'): {exc}") from None
+        folder = Path(model_dir) if model_dir else default_model_dir() / "hf"
+        return folder, TorchPipeline(folder, max_new_tokens=max_new_tokens)
+    folder = Path(model_dir) if model_dir else default_model_dir()
+    if model_dir is None and not (folder / "manifest.json").exists():
+        raise InputError("no --model given and the embedded default model is not installed here; "
+                         "pass an export folder made by vlm-export")
+    return folder, Pipeline.load(folder, provider=provider, threads=threads, max_new_tokens=max_new_tokens)
+
+
+def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
+                threads: int | None, as_json: bool, verbose: bool) -> int:
+    from .pipeline import outcome_json
+
+    stages = _Stages(verbose)
+    try:
+        paths = expand_images(images)
+        folder, pipeline = _load_pipeline(backend, model_dir, provider, threads, max_new_tokens)
+        load_s = pipeline.load_s
+    except VlmSudokuError as exc:
+        return _emit_error(exc, as_json, exc.exit_code)
+    except Exception as exc:
+        return _emit_error(_internal(exc), as_json, 1)
+    notes = "; ".join(pipeline.notes)
+    click.echo(f"vlm-solve: running on {pipeline.provider_name} ({pipeline.precision})" + (f": {notes}" if notes else ""),
+               err=True)
+    stages.line(f"model load: {load_s:.2f} s ({folder}, {pipeline.precision})")
+    first_failure = 0
+    for path in paths:
+        stages.line(f"image {path}")
+        try:
+            out = pipeline.solve_path(path, on_stage=stages)
+        except Exception as exc:
+            return _emit_error(_internal(exc), as_json, 1, {"image": str(path)})
+        out.timings = {"load": load_s, **out.timings}
+        code = out.exit_code
+        if as_json:
+            click.echo(json.dumps(outcome_json(out)))
+        else:
+            _print_outcome(out)
+        if out.error is not None:
+            click.echo(f"vlm-solve: error: {path}: {out.error}", err=True)
+        elif out.result is not None and status_message(out.result):
+            click.echo(f"vlm-solve: {path}: {status_message(out.result)}", err=True)
+        first_failure = first_failure or code
+        load_s = 0.0  # counted once
+    return first_failure
+
+
+def _print_outcome(out) -> None:
+    click.echo(f"== {out.image}")
+    if out.puzzle is not None:
+        rules = [c.rule for c in out.puzzle.constraints]
+        kind = "jigsaw " if out.puzzle.box is None else ""
+        click.echo(f"read: {out.puzzle.size}x{out.puzzle.size} {kind}sudoku" + (f" with {', '.join(dict.fromkeys(rules))}" if rules else ""))
+        click.echo(pretty_grid(out.puzzle.givens, out.puzzle))
+    if out.result is not None and out.puzzle is not None:
+        click.echo(result_text(out.puzzle, out.result))
+    t = out.timings
+    parts = [f"{k} {t[k]:.2f} s" if k == "load" else f"{k} {1000 * t[k]:.0f} ms"
+             for k in ("load", "preprocess", "vision", "prefix_prefill") if k in t and t[k]]
+    for q in ("rules", "digits"):
+        if f"{q}_tokens" in t:
+            parts.append(f"{q} {int(t[f'{q}_tokens'])} tokens {t[f'{q}_prefill'] + t[f'{q}_decode']:.2f} s "
+                         f"({t[f'{q}_tokens_per_s']:.0f} tokens/s)")
+    if "solve" in t:
+        parts.append(f"parse+solve {1000 * (t.get('parse', 0) + t['solve']):.1f} ms")
+    click.echo("times: " + " | ".join(parts))
+
 
 if __name__ == "__main__":  # python -m vlm_sudoku.runtime.cli
     main()

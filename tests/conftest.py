@@ -21,7 +21,7 @@ def _make(tmp_path_factory: pytest.TempPathFactory, shape: str) -> Path:
     _needs_export_stack()
     from vlm_sudoku.tools.make_random_model import make_random_model
 
-    return make_random_model(shape, tmp_path_factory.mktemp(shape.replace(".", "_")) / "model")
+    return make_random_model(shape, tmp_path_factory.mktemp(shape.replace(".", "_")) / "model", tokenizer=True)
 
 
 def _export(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Path:

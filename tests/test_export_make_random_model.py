@@ -49,8 +49,12 @@ def test_tiny_folder_loads_in_transformers_without_missing_keys(tiny_qwen2_5_vl_
     )
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert model.lm_head.weight.data_ptr() == model.model.language_model.embed_tokens.weight.data_ptr()
+    # The fixture's folder carries a tokenizer: the generation ids follow its special tokens.
+    from vlm_sudoku.runtime.tokenizer import Tokenizer
+
+    sp = Tokenizer.from_folder(tiny_qwen2_5_vl_dir).specials
     tokens = GenerationTokens.from_folder(tiny_qwen2_5_vl_dir)
-    assert tokens.eos_token_ids == (501, 500) and tokens.pad_token_id == 500
+    assert tokens.eos_token_ids == (sp.im_end, sp.endoftext) and tokens.pad_token_id == sp.endoftext
     pre = json.loads((tiny_qwen2_5_vl_dir / "preprocessor_config.json").read_text())
     assert pre["max_pixels"] == 28 * 28 * 64
 

@@ -18,7 +18,7 @@ from vlm_sudoku.runtime.manifest import (
     TensorRTInfo,
     weights_sha256,
 )
-from vlm_sudoku.runtime.model_config import ModelConfig
+from vlm_sudoku.runtime.model_config import GenerationTokens, ModelConfig
 
 
 @pytest.fixture(params=["qwen2_vl", "qwen2_5_vl"])
@@ -69,7 +69,7 @@ def test_manifest_content(export) -> None:
     for pkg in ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime"):
         assert m.versions[pkg], pkg
     assert m.special_tokens.image_token_id == cfg.image_token_id
-    assert m.special_tokens.eos_token_ids == (501, 500)
+    assert m.special_tokens.eos_token_ids == GenerationTokens.from_folder(model_dir).eos_token_ids
     assert (m.image_policy.min_pixels, m.image_policy.max_pixels) == (56 * 56, 28 * 28 * 64)
     assert m.options["precisions"] == ["fp32"] and m.tensorrt is None
     assert m.created_at.endswith("+00:00")

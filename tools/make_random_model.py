@@ -358,12 +358,15 @@ def make_random_model(
     num_layers: int | None = None,
     vision_depth: int | None = None,
     max_shard_bytes: int = 2 * 1024**3,
+    tokenizer: bool = False,
 ) -> Path:
     """Write the named random model into ``out_dir`` and return the folder.
 
     Tensors are drawn one at a time in the stored dtype and written shard by
     shard (at most ``max_shard_bytes`` held in memory), so the 2B/3B shapes
-    need only a few GB of RAM.
+    need only a few GB of RAM. With ``tokenizer`` a small Qwen2-style tokenizer
+    fills the vocabulary (its special tokens at the top, as in the real one) and
+    the config's token ids follow it, so the runtime can read the folder too.
     """
     import torch
     from safetensors.torch import save_file
@@ -375,6 +378,9 @@ def make_random_model(
     out.mkdir(parents=True, exist_ok=True)
     dtype = getattr(torch, shape.dtype)
     cfg = {**cfg, "torch_dtype": shape.dtype}
+    generation = dict(shape.generation)
+    if tokenizer:
+        cfg, generation = _with_tokenizer(cfg, generation, out)
 
     shapes = _param_shapes(cfg)
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -397,9 +403,26 @@ def make_random_model(
         (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    (out / "generation_config.json").write_text(json.dumps(shape.generation, indent=2) + "\n")
+    (out / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
     (out / "preprocessor_config.json").write_text(json.dumps(shape.preprocessor, indent=2) + "\n")
     return out
+
+
+def _with_tokenizer(cfg: dict[str, Any], generation: dict[str, Any], out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write a tokenizer that fills ``cfg``'s vocabulary and point every token id at it."""
+    from ..runtime.tokenizer import Tokenizer
+    from .make_tokenizer import QWEN2_VL_SPECIAL_TOKENS, build_tokenizer
+
+    vocab = int(cfg.get("vocab_size") or cfg["text_config"]["vocab_size"])
+    build_tokenizer(out, vocab_size=vocab - len(QWEN2_VL_SPECIAL_TOKENS))
+    sp = Tokenizer.from_folder(out).specials
+    ids = {"bos_token_id": sp.endoftext, "eos_token_id": sp.im_end, "vision_start_token_id": sp.vision_start,
+           "vision_end_token_id": sp.vision_end, "vision_token_id": sp.vision_pad, "image_token_id": sp.image_pad,
+           "video_token_id": sp.video_pad}
+    cfg = {**cfg, **ids}
+    generation = {**generation, "bos_token_id": sp.endoftext, "pad_token_id": sp.endoftext,
+                  "eos_token_id": [sp.im_end, sp.endoftext]}
+    return cfg, generation
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,149 @@
+"""Image -> the model's two answers -> puzzle -> solution, with the time of every stage.
+
+The rules question and the digits question share the image encoding and the
+prompt prefix's KV cache: the image is encoded once and the prefix (system
+turn + image tokens, the bulk of the prompt) is prefilled once, then each
+question continues from that cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..solver.errors import VlmSudokuError
+from ..solver.puzzle import Puzzle
+from ..solver.rules_json import write_rules
+from ..solver.solve import SolveResult, solve
+from .answers import read_answers
+from .engine import EncodedImage, Engine, Generation
+from .image_io import load_image
+from .prompts import QUESTIONS, shared_prompt
+
+QUESTION_ORDER = ("rules", "digits")
+
+
+@dataclass
+class Reading:
+    """The model's answers about one image."""
+
+    image: EncodedImage
+    answers: dict[str, Generation]
+    prefix_tokens: int
+    prefix_s: float  # the shared prefix's prefill (0 when not shared)
+
+    def texts(self) -> dict[str, str]:
+        return {q: g.text for q, g in self.answers.items()}
+
+
+@dataclass
+class Outcome:
+    """Everything vlm-solve reports for one image."""
+
+    image: str
+    reading: Reading | None = None
+    puzzle: Puzzle | None = None
+    result: SolveResult | None = None
+    error: VlmSudokuError | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        from .report import EXIT_CODES
+
+        if self.error is not None:
+            return self.error.exit_code
+        assert self.result is not None
+        return EXIT_CODES[self.result.status]
+
+
+class Pipeline:
+    def __init__(self, engine: Engine, max_new_tokens: int = 512, share_prefix: bool = True) -> None:
+        self.engine = engine
+        self.image_settings = engine.image_settings
+        self.max_new_tokens = max_new_tokens
+        self.share_prefix = share_prefix
+        self.load_s = engine.load_s
+        self.provider_name, self.precision, self.notes = engine.provider_name, engine.precision, engine.choice.notes
+
+    @classmethod
+    def load(cls, folder: str | Path, provider: str = "auto", precision: str | None = None, threads: int | None = None,
+             max_new_tokens: int = 512, share_prefix: bool = True) -> "Pipeline":
+        return cls(Engine(folder, provider=provider, precision=precision, threads=threads), max_new_tokens, share_prefix)
+
+    def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
+                   on_text: Callable[[str, str], None] | None = None) -> Reading:
+        engine = self.engine
+        encoded = engine.encode_image(image)
+        prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens], {q: QUESTIONS[q] for q in questions})
+        answers: dict[str, Generation] = {}
+        prefix_s = 0.0
+        cache = None
+        if self.share_prefix:
+            t = time.perf_counter()
+            _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
+            prefix_s = time.perf_counter() - t
+        for q in questions:
+            callback = (lambda text, q=q: on_text(q, text)) if on_text else None
+            if cache is not None:
+                answers[q] = engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=self.max_new_tokens,
+                                             on_text=callback)
+            else:
+                answers[q] = engine.generate(prompt.full(q), images=[encoded], max_new_tokens=self.max_new_tokens,
+                                             on_text=callback)
+        return Reading(encoded, answers, len(prompt.prefix_ids), prefix_s)
+
+    def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
+        """The answers' texts (the interface tools/eval_reader.py scores)."""
+        return self.read_image(image, questions).texts()
+
+    def solve_path(self, path: str | Path, on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> Outcome:
+        """Read and solve one image file; errors are captured in the outcome, never raised."""
+        out = Outcome(str(path))
+        stage = on_stage or (lambda name, info: None)
+        try:
+            image = load_image(path)
+            out.reading = reading = self.read_image(image)
+            enc = reading.image
+            out.timings.update(preprocess=enc.preprocess_s, vision=enc.vision_s, prefix_prefill=reading.prefix_s)
+            stage("image", {"size": enc.source_size, "resized": enc.resized, "image_tokens": enc.num_tokens,
+                            "preprocess": enc.preprocess_s, "vision": enc.vision_s, "prefix_tokens": reading.prefix_tokens,
+                            "prefix_prefill": reading.prefix_s})
+            for q, gen in reading.answers.items():
+                out.timings.update({f"{q}_prefill": gen.prefill_s, f"{q}_decode": gen.decode_s,
+                                    f"{q}_tokens": float(len(gen.tokens)), f"{q}_tokens_per_s": gen.tokens_per_s})
+                stage(q, {"tokens": len(gen.tokens), "prefill": gen.prefill_s, "decode": gen.decode_s,
+                          "tokens_per_s": gen.tokens_per_s, "stopped": gen.stopped, "text": gen.text})
+            t = time.perf_counter()
+            out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text)
+            out.timings["parse"] = time.perf_counter() - t
+            out.result = solve(out.puzzle)
+            out.timings["solve"] = out.result.seconds
+            stage("solve", {"status": out.result.status, "solve": out.result.seconds})
+        except VlmSudokuError as exc:
+            out.error = exc
+        return out
+
+
+def outcome_json(out: Outcome) -> dict[str, Any]:
+    """One object per image for ``vlm-solve --json`` (README documents the keys)."""
+    from .report import result_json
+
+    obj: dict[str, Any] = {"image": out.image}
+    if out.puzzle is not None:
+        obj["grid"] = out.puzzle.format_grid()
+        obj["rules"] = write_rules(out.puzzle.with_givens([[0] * out.puzzle.size] * out.puzzle.size))
+    if out.result is not None and out.puzzle is not None:
+        res = result_json(out.puzzle, out.result)
+        obj.update({k: v for k, v in res.items() if k not in ("grid", "size")})
+    if out.error is not None:
+        obj.update(status="error", error=str(out.error), exit_code=out.error.exit_code)
+        if out.reading is not None:
+            obj["answers"] = out.reading.texts()
+    obj["timings"] = {k: round(v, 6) for k, v in out.timings.items()}
+    return obj

@@ -1,0 +1,79 @@
+"""Where the time of one puzzle goes in the ONNX runtime, and what sharing the prompt prefix saves.
+
+    python -m vlm_sudoku.tools.bench_runtime EXPORT_DIR [IMAGE...] [--repeat 3] [--provider auto]
+
+For each image (default: five of the shared newspaper photos) it runs the whole
+read (preprocess, vision, prefix prefill, both questions) with and without the
+shared prefix, and prints medians per stage, the share of the time spent inside
+onnxruntime (model compute) against everything else (Python, numpy, tokenizer),
+and the machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import click
+
+from ..runtime.image_io import load_image
+from ..runtime.pipeline import Pipeline
+from .machine import describe_cpu
+
+DEFAULT_IMAGES = ["image1.jpg", "image10.jpg", "image100.jpg", "image1000.jpg", "image1031.jpg"]
+
+
+def _one(pipe: Pipeline, image) -> dict[str, float]:
+    engine = pipe.engine
+    before = sum(engine.ort_seconds().values())
+    t = time.perf_counter()
+    reading = pipe.read_image(image)
+    total = time.perf_counter() - t
+    ort = sum(engine.ort_seconds().values()) - before
+    row = {"total": total, "onnxruntime": ort, "other": total - ort, "preprocess": reading.image.preprocess_s,
+           "vision": reading.image.vision_s, "prefix prefill": reading.prefix_s}
+    for q, g in reading.answers.items():
+        row[f"{q} prefill"] = g.prefill_s
+        row[f"{q} decode"] = g.decode_s
+        row[f"{q} tokens"] = len(g.tokens)
+    return row
+
+
+@click.command()
+@click.argument("export_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--repeat", default=3, show_default=True)
+@click.option("--provider", default="auto", show_default=True)
+@click.option("--max-new-tokens", default=512, show_default=True)
+def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str, max_new_tokens: int) -> None:
+    from .train.photos import DEFAULT_DIR
+
+    paths = list(images) or [DEFAULT_DIR / n for n in DEFAULT_IMAGES]
+    pictures = [load_image(p) for p in paths]
+    results: dict[str, list[dict[str, float]]] = {}
+    for shared in (True, False):
+        pipe = Pipeline.load(export_dir, provider=provider, max_new_tokens=max_new_tokens, share_prefix=shared)
+        _one(pipe, pictures[0])  # warm-up
+        rows = [_one(pipe, img) for _ in range(repeat) for img in pictures]
+        results["shared prefix" if shared else "no sharing"] = rows
+    keys = list(results["shared prefix"][0])
+    click.echo(f"Machine: {describe_cpu()}; provider {pipe.provider_name} ({pipe.precision}); export {export_dir}; "
+               f"{len(pictures)} images x {repeat}")
+    click.echo("| stage | " + " | ".join(f"{k} (median)" for k in results) + " |")
+    click.echo("|---|" + "---:|" * len(results))
+    for key in keys:
+        cells = []
+        for rows in results.values():
+            v = statistics.median(r.get(key, 0.0) for r in rows)
+            cells.append(f"{v:.0f}" if key.endswith("tokens") else f"{1000 * v:.1f} ms")
+        click.echo(f"| {key} | " + " | ".join(cells) + " |")
+    share = [statistics.median(r["onnxruntime"] / r["total"] for r in rows) for rows in results.values()]
+    saved = statistics.median(r["total"] for r in results["no sharing"]) - statistics.median(
+        r["total"] for r in results["shared prefix"])
+    click.echo(f"\nonnxruntime share of the read: {', '.join(f'{100 * s:.0f}%' for s in share)}; "
+               f"sharing the prefix saves {1000 * saved:.0f} ms per puzzle")
+
+
+if __name__ == "__main__":
+    main()
