@@ -149,7 +149,7 @@ class Engine:
                 f"{self.folder}: no {self.precision} graphs in this export (it has {', '.join(self.manifest.precisions)})"
             )
         providers = self.choice.session_providers(self.folder, self.manifest, {"use_tf32": "0"})
-        files = {g: self.folder / io_names.graph_file(g, self.precision) for g in io_names.GRAPHS}
+        files = {g: self.folder / self.manifest.graph(g, self.precision).file for g in io_names.GRAPHS}
         if self.choice.name == "tensorrt":  # EP-context models load the serialized engines without the builder
             trt = self.manifest.tensorrt
             files.update({g: self.folder / f for g, f in (trt.ep_context_files if trt else {}).items()})

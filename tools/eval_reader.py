@@ -131,45 +131,6 @@ def _variant_kinds() -> tuple[str, ...]:
     return VARIANT_KINDS
 
 
-class TorchReader:
-    """transformers' greedy generate on the same prompts (the baseline the runtime must match)."""
-
-    def __init__(self, model_dir: Path, device: str | None = None, max_new_tokens: int = 512) -> None:
-        import torch
-        from transformers import Qwen2VLForConditionalGeneration
-
-        from ..runtime.preprocess import ImageSettings
-        from ..runtime.tokenizer import Tokenizer
-
-        self.torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = Qwen2VLForConditionalGeneration.from_pretrained(model_dir, torch_dtype=torch.float32).to(self.device).eval()
-        self.tok = Tokenizer.from_folder(model_dir)
-        self.settings = ImageSettings.from_json(model_dir)
-        self.max_new_tokens = max_new_tokens
-
-    def read(self, image: Image.Image, questions: tuple[str, ...]) -> dict[str, str]:
-        from ..runtime.preprocess import num_image_tokens, preprocess
-        from ..runtime.prompts import QUESTIONS, prompt_ids
-
-        torch = self.torch
-        pv, grid = preprocess(image, self.settings)
-        out = {}
-        for q in questions:
-            ids = prompt_ids(self.tok, QUESTIONS[q], [num_image_tokens(grid, self.settings.merge_size)])
-            with torch.no_grad():
-                gen = self.model.generate(
-                    input_ids=torch.tensor([ids], device=self.device),
-                    attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
-                    pixel_values=torch.from_numpy(pv).to(self.device),
-                    image_grid_thw=torch.from_numpy(grid).to(self.device),
-                    max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
-                    eos_token_id=list(self.tok.stop_ids), pad_token_id=self.tok.specials.endoftext,
-                )
-            out[q] = self.tok.decode(gen[0, len(ids):].tolist())
-        return out
-
-
 def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True) -> list[dict]:
     rows = []
     for name in sets:
@@ -220,7 +181,9 @@ def main(model: Path, backend: str, sets: str, count: int, provider: str, as_jso
     if unknown:
         raise click.BadParameter(f"unknown set(s) {unknown}; known: {', '.join(SETS)}", param_hint="--sets")
     if backend == "torch":
-        reader: Reader = TorchReader(model)
+        from ..export.torch_backend import TorchPipeline
+
+        reader: Reader = TorchPipeline(model)
     else:
         from ..runtime.pipeline import Pipeline
 

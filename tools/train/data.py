@@ -1,10 +1,17 @@
 """Training samples, made on the fly from a seed: a rendered puzzle or an augmented photo,
-one of the two questions, and its answer as the target.
+a question, and its answer as the target.
 
 Each sample is a pure function of (run seed, sample index), so a resumed run
 sees exactly the samples it would have seen, whatever the number of workers.
 The prompt and answer token ids come from the runtime's own code (prompts,
-preprocessing, tokenizer, labels), so training and inference cannot drift.
+preprocessing, tokenizer, answer formats), so training and inference cannot drift.
+
+Besides the product's two questions (rules, digits) the model is also taught
+two reading drills that only training uses: "what is in r3c5?" (several turns
+of one conversation about the same image) and "read row 3". They give the
+model a direct signal for finding one cell in the picture, which the
+81-symbol digits answer only gives through a long chain of tokens; a first run
+without them (190k samples) never got past writing empty rows.
 """
 
 from __future__ import annotations
@@ -15,26 +22,40 @@ from pathlib import Path
 
 import numpy as np
 
+from ...runtime.answers import digits_text
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ...runtime.prompts import QUESTIONS, prompt_ids
 from ...runtime.tokenizer import Tokenizer
-from ..render import sample as render_sample
-from ..render.labels import digits_answer, rules_answer
+from ...solver.puzzle import Puzzle
+from ..render import STYLE_WEIGHTS, render
+from ..render.labels import rules_answer
+from ..render.puzzles import parse_kinds, sample_puzzle
 from .photos import DEFAULT_DIR, Photo, augment, load_photos, split
 
 IGNORE = -100
 MAX_ANSWER_TOKENS = 600  # longer rules answers than this are not drawn (the runtime caps at 512 by default)
+
+CELL_QUESTION = "What is in {ref}? Answer with the digit, or '.' if the cell is empty."
+ROW_QUESTION = "Read row {row} of this Sudoku: one character per cell, '.' for an empty cell."
+DRILL_QUESTIONS = (CELL_QUESTION, ROW_QUESTION)  # for the tokenizer corpus
 
 
 @dataclass(frozen=True)
 class Mix:
     """The data recipe (recorded in the model card)."""
 
-    photo_rate: float = 0.15  # share of samples that are augmented training photos
-    digits_rate: float = 0.6  # share of rendered samples asking for the digits (rest: rules)
-    photo_digits_rate: float = 0.8
+    photo_rate: float = 0.05  # share of samples that are augmented training photos
+    # What is asked, for rendered images and for photos (weights of digits, rules, cells, row).
+    questions: tuple[float, float, float, float] = (0.40, 0.25, 0.25, 0.10)
+    photo_questions: tuple[float, float, float, float] = (0.45, 0.05, 0.40, 0.10)
+    cell_turns: int = 6  # single-cell questions per conversation
+    dense_rate: float = 0.3  # share of puzzles drawn with 50-95% of the cells filled
+    easy_samples: int = 0  # the first samples are clean app screenshots of classic 4/6/9 grids
     kinds: str = "all"  # render.puzzles.parse_kinds spec
     sizes: tuple[int, ...] = (4, 6, 9, 16)
+
+
+QUESTION_KINDS = ("digits", "rules", "cells", "row")
 
 
 @dataclass
@@ -60,27 +81,72 @@ class SampleMaker:
     def __call__(self, index: int) -> Sample:
         for attempt in range(8):
             rng = random.Random(self.seed * 1_000_003 + index * 7919 + attempt)
-            sample = self._draw(rng)
+            sample = self._draw(rng, easy=index < self.mix.easy_samples)
             if sample is not None:
                 return sample
         raise RuntimeError(f"could not draw sample {index}")
 
-    def _draw(self, rng: random.Random) -> Sample | None:
-        if self.photos and rng.random() < self.mix.photo_rate:
+    def _puzzle_image(self, rng: random.Random, easy: bool):
+        mix = self.mix
+        sizes = (4, 6, 9) if easy else mix.sizes
+        puzzle, solution = sample_puzzle(rng, sizes=sizes, kinds=parse_kinds("classic" if easy else mix.kinds))
+        if rng.random() < mix.dense_rate:
+            n = puzzle.size
+            keep = rng.uniform(0.5, 0.95)
+            puzzle = puzzle.with_givens([[solution[r][c] if rng.random() < keep else 0 for c in range(n)]
+                                         for r in range(n)])
+        style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
+        return render(puzzle, rng, style=style).image, puzzle
+
+    def _draw(self, rng: random.Random, easy: bool = False) -> Sample | None:
+        mix = self.mix
+        if self.photos and not easy and rng.random() < mix.photo_rate:
             photo = rng.choice(self.photos)
             image, puzzle, source = augment(photo, rng), photo.puzzle, "photo"
-            question = "digits" if rng.random() < self.mix.photo_digits_rate else "rules"
+            question = rng.choices(QUESTION_KINDS, mix.photo_questions)[0]
         else:
-            rendered = render_sample(rng.getrandbits(62), sizes=self.mix.sizes, kinds=self.mix.kinds)
-            image, puzzle, source = rendered.image, rendered.puzzle, "render"
-            question = "digits" if rng.random() < self.mix.digits_rate else "rules"
-        answer = digits_answer(puzzle) if question == "digits" else rules_answer(puzzle)
-        answer_ids = self.tok.encode(answer) + [self.tok.specials.im_end]
-        if len(answer_ids) > MAX_ANSWER_TOKENS:
-            return None
+            image, puzzle = self._puzzle_image(rng, easy)
+            source = "render"
+            question = rng.choices(QUESTION_KINDS, mix.questions)[0]
         pixel_values, grid = preprocess(image, self.image_settings)
-        prompt = prompt_ids(self.tok, QUESTIONS[question], [num_image_tokens(grid, self.image_settings.merge_size)])
-        return Sample(pixel_values, grid, prompt + answer_ids, [IGNORE] * len(prompt) + answer_ids, source, question)
+        images = [num_image_tokens(grid, self.image_settings.merge_size)]
+        turns = self._turns(question, puzzle, rng)
+        ids = prompt_ids(self.tok, turns[0][0], images)
+        labels = [IGNORE] * len(ids)
+        for i, (q, answer) in enumerate(turns):
+            if i:  # a follow-up turn in the same conversation
+                follow = self._followup(q)
+                ids += follow
+                labels += [IGNORE] * len(follow)
+            answer_ids = self.tok.encode(answer) + [self.tok.specials.im_end]
+            if len(answer_ids) > MAX_ANSWER_TOKENS:
+                return None
+            ids += answer_ids
+            labels += answer_ids
+        return Sample(pixel_values, grid, ids, labels, source, question)
+
+    def _turns(self, question: str, puzzle: Puzzle, rng: random.Random) -> list[tuple[str, str]]:
+        """(question text, answer text) pairs; several only for the single-cell drill."""
+        n, sym = puzzle.size, puzzle.alphabet.symbol
+        if question == "digits":
+            return [(QUESTIONS["digits"], digits_text(puzzle))]
+        if question == "rules":
+            return [(QUESTIONS["rules"], rules_answer(puzzle))]
+        if question == "row":
+            r = rng.randrange(n)
+            return [(ROW_QUESTION.format(row=r + 1), "".join(sym(v) for v in puzzle.givens[r]))]
+        filled = [(r, c) for r in range(n) for c in range(n) if puzzle.givens[r][c]]
+        empty = [(r, c) for r in range(n) for c in range(n) if not puzzle.givens[r][c]]
+        cells = []
+        for _ in range(self.mix.cell_turns):  # about two thirds filled cells: the digits are what is hard
+            pool = filled if filled and (not empty or rng.random() < 0.67) else empty
+            cells.append(rng.choice(pool))
+        return [(CELL_QUESTION.format(ref=f"r{r + 1}c{c + 1}"), sym(puzzle.givens[r][c])) for r, c in cells]
+
+    def _followup(self, question: str) -> list[int]:
+        sp, enc = self.tok.specials, self.tok.encode
+        return [*enc("\n"), sp.im_start, *enc("user\n" + question), sp.im_end, *enc("\n"), sp.im_start,
+                *enc("assistant\n")]
 
 
 def collate(samples: list[Sample], pad_id: int) -> dict:

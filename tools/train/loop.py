@@ -109,13 +109,15 @@ def write_final(base: Path, model, state: dict, out: Path) -> None:
 @click.option("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Data seed.")
 @click.option("--photo-rate", type=float, default=Mix.photo_rate, show_default=True)
+@click.option("--easy-samples", type=int, default=0, show_default=True,
+              help="First samples drawn as clean app screenshots of classic 4/6/9 grids (a warm-up curriculum).")
 @click.option("--final-out", type=click.Path(path_type=Path), default=None,
               help="After training: write fp32 shards + state (w32/) and the fp16 folder (hf/) here.")
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="Write the fp16 Hugging Face folder from the checkpoint and stop.")
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
-         lr: float, warmup: int, workers: int, seed: int, photo_rate: float, final_out: Path | None,
-         export_to: Path | None) -> None:
+         lr: float, warmup: int, workers: int, seed: int, photo_rate: float, easy_samples: int,
+         final_out: Path | None, export_to: Path | None) -> None:
     import torch
     from torch.utils.data import DataLoader
 
@@ -127,7 +129,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         return
     torch.backends.cuda.matmul.allow_tf32 = True
     state = json.loads((ckpt / "state.json").read_text()) if (ckpt / "state.json").exists() else {"step": 0, "samples": 0}
-    state.setdefault("config", {"batch": batch, "lr": lr, "warmup": warmup, "seed": seed, "photo_rate": photo_rate})
+    state.setdefault("config", {"batch": batch, "lr": lr, "warmup": warmup, "seed": seed, "photo_rate": photo_rate,
+                                "easy_samples": easy_samples})
     if total_steps:
         state["total_steps"] = total_steps
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -136,7 +139,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
                                   lr=lr, betas=(0.9, 0.98), eps=1e-8, fused=device == "cuda")
     if (ckpt / "optimizer.pt").exists():
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
-    mix = Mix(photo_rate=photo_rate)
+    mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     loader = DataLoader(_Indexed(maker, state["samples"], 10**9), batch_size=batch, num_workers=workers,

@@ -10,8 +10,10 @@ Why these choices:
   n*(n+1) tokens and a killer cage about 20: the rules of a typical variant
   puzzle fit well inside the runtime's 512-token cap.
 - The vision tower carries most parameters (reading glyphs in a bent, blurred
-  photo is the hard part); the language model only has to point at the right
-  image tokens and copy, so it is two layers.
+  photo is the hard part). The language model has to find the right cell in the
+  picture for every symbol it writes, which takes a few steps of attention
+  (where was I, where is the next cell): a first run with two layers never got
+  past writing empty rows, so it has four.
 - ``max_pixels`` keeps a 640x480 newspaper photo at its own resolution
   (cells of 25-40 px), which digit reading needs, and bounds the vision
   encoder's cost on a 2-core CPU.
@@ -43,7 +45,7 @@ MAX_PIXELS = 560 * 560  # 313600: a 640x480 photo keeps its resolution (644x476 
 TEXT = {
     "hidden_size": 256,
     "intermediate_size": 768,
-    "num_hidden_layers": 2,
+    "num_hidden_layers": 4,
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
     "max_position_embeddings": 8192,
@@ -75,9 +77,12 @@ def tokenizer_corpus(seed: int = TOKENIZER_SEED, puzzles: int = TOKENIZER_PUZZLE
     """Text the model reads and writes: the prompts, rules answers and digit rows of sampled puzzles."""
     from ..render.labels import digits_answer, rules_answer
     from ..render.puzzles import CLASSIC, VARIANT_KINDS, sample_puzzle
+    from .data import CELL_QUESTION, ROW_QUESTION
 
     rng = random.Random(seed)
-    texts = [SYSTEM_PROMPT, *QUESTIONS.values()] * 20
+    drills = [CELL_QUESTION.format(ref=f"r{r}c{c}") for r in range(1, 17) for c in range(1, 17)]
+    drills += [ROW_QUESTION.format(row=r) for r in range(1, 17)]
+    texts = [SYSTEM_PROMPT, *QUESTIONS.values()] * 20 + drills
     for _ in range(puzzles):
         kinds = (CLASSIC,) if rng.random() < 0.3 else (CLASSIC, *VARIANT_KINDS)
         puzzle, _ = sample_puzzle(rng, kinds=kinds)

@@ -1,0 +1,81 @@
+"""Training data for the embedded model: the fixed photo split and sample/label alignment."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlm_sudoku.runtime.answers import parse_digits_answer, parse_rules_answer
+from vlm_sudoku.tools.train.data import IGNORE, Mix, SampleMaker, collate
+from vlm_sudoku.tools.train.loop import lr_at
+from vlm_sudoku.tools.train.photos import VALIDATION_PHOTOS, load_photos, split
+
+from .paths import PHOTOS
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/data/photos_train is not checked out")
+def test_photo_split_is_fixed_and_by_puzzle() -> None:
+    photos = load_photos(PHOTOS)
+    train, val = split(photos)
+    assert (len(train), len(val)) == (128, 32)
+    assert {p.path.name for p in val} == VALIDATION_PHOTOS
+    assert not {p.givens for p in train} & {p.givens for p in val}  # no validation puzzle is seen in training
+
+
+def _segments(sample) -> list[list[int]]:
+    """The supervised runs of a sample: one per assistant answer."""
+    runs, cur = [], []
+    for token, label in zip(sample.input_ids, sample.labels):
+        if label == IGNORE:
+            if cur:
+                runs.append(cur)
+                cur = []
+        else:
+            assert label == token
+            cur.append(token)
+    return runs + ([cur] if cur else [])
+
+
+@pytest.mark.parametrize("photo_rate", [0.0, 1.0])
+def test_samples_supervise_only_the_answers(tiny_qwen2_vl_dir, photo_rate: float) -> None:
+    if photo_rate and not PHOTOS.is_dir():
+        pytest.skip("no photos")
+    maker = SampleMaker(tiny_qwen2_vl_dir, seed=3, mix=Mix(photo_rate=photo_rate), photos_dir=PHOTOS)
+    seen = set()
+    for index in range(12):
+        s = maker(index)
+        seen.add(s.question)
+        assert s.source == ("photo" if photo_rate else "render")
+        assert s.input_ids.count(maker.tok.specials.image_pad) == int(s.grid_thw.prod()) // 4
+        runs = _segments(s)
+        assert runs and all(run[-1] == maker.tok.specials.im_end for run in runs)
+        assert s.input_ids[-1] == maker.tok.specials.im_end  # the conversation ends on an answer
+        texts = [maker.tok.decode(run[:-1]) for run in runs]
+        if s.question == "digits":
+            parse_digits_answer(texts[0], len(texts[0].split("\n")))
+        elif s.question == "rules":
+            parse_rules_answer(texts[0])
+        elif s.question == "cells":
+            assert len(texts) == maker.mix.cell_turns and all(len(t) == 1 for t in texts)
+        else:
+            assert len(texts) == 1 and len(texts[0]) in (4, 6, 9, 16)
+        again = maker(index)  # a sample is a pure function of (seed, index)
+        assert again.input_ids == s.input_ids and (again.pixel_values == s.pixel_values).all()
+    assert len(seen) >= 3
+
+
+def test_collate_pads_right_and_stacks_images(tiny_qwen2_vl_dir) -> None:
+    maker = SampleMaker(tiny_qwen2_vl_dir, seed=1, mix=Mix(photo_rate=0.0), photos_dir=None)
+    samples = [maker(i) for i in range(3)]
+    batch = collate(samples, pad_id=maker.tok.specials.endoftext)
+    longest = max(len(s.input_ids) for s in samples)
+    assert batch["input_ids"].shape == (3, longest)
+    assert int(batch["attention_mask"].sum()) == sum(len(s.input_ids) for s in samples)
+    assert batch["pixel_values"].shape[0] == sum(len(s.pixel_values) for s in samples)
+    assert batch["image_grid_thw"].shape == (3, 3)
+
+
+def test_learning_rate_schedule() -> None:
+    lrs = [lr_at(s, 1000, 1e-3, 100) for s in range(1000)]
+    assert lrs[0] < lrs[50] < lrs[99] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[100:], lrs[101:]))
+    assert lrs[-1] == pytest.approx(5e-5, rel=0.05)
