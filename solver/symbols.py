@@ -56,11 +56,12 @@ def default_alphabet(size: int) -> Alphabet:
 def detect_alphabet(size: int, text: str) -> Alphabet:
     """Pick the alphabet a grid string was written in.
 
-    Only 16x16 is ambiguous: a '0' in a 16x16 string is a digit of the 0-9A-F
-    form when there is no 'G' (in 1-9A-G strings '0' may stand for a blank).
+    Only 16x16 is ambiguous. A '0' is a digit of the 0-9A-F form when the
+    string also uses '.' for its blanks and has no 'G'; with no '.' at all the
+    '0's must be the blanks (a puzzle has blanks) of the 1-9A-G form.
     """
     if size == 16:
         upper = text.upper()
-        if "0" in upper and "G" not in upper:
+        if "0" in upper and "." in upper and "G" not in upper:
             return HEX16
     return default_alphabet(size)
