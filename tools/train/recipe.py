@@ -60,8 +60,8 @@ TEXT = {
 }
 VISION = {
     "depth": 6,
-    "embed_dim": 192,
-    "num_heads": 3,
+    "embed_dim": 256,
+    "num_heads": 4,
     "mlp_ratio": 4,
     "hidden_size": 256,  # = text hidden size: the merger's output width
     "hidden_act": "quick_gelu",
