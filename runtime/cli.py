@@ -22,6 +22,7 @@ from ..solver.grid_text import parse_grid, pretty_grid
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import loads_rules
 from ..solver.solve import solve
+from ..solver.textio import read_text
 from .report import EXIT_CODES, result_json, result_text, status_message
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -42,24 +43,13 @@ With several images: the status of the first image that did not solve.
 """
 
 
-def _read_text(path: str) -> str:
-    try:
-        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-
-
 def _load_puzzle(grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...]) -> Puzzle:
     if grid is not None:
         return parse_grid(grid)
     if fpuzzles is not None:
         return load_fpuzzles_file(fpuzzles, ignore=ignore)
     assert rules is not None
-    return loads_rules(_read_text(rules))
+    return loads_rules(read_text(rules))
 
 
 def _emit_error(exc: BaseException, as_json: bool, code: int, extra: dict[str, Any] | None = None) -> int:

@@ -34,6 +34,10 @@ class UnknownConstraint(PuzzleFormatError):
         super().__init__(f"unknown constraint {name!r}{hint}")
 
 
+class SearchLimit(VlmSudokuError):
+    """The SAT search gave up at its propagation limit (only internal searches set one)."""
+
+
 class NoSolution(VlmSudokuError):
     """The puzzle is contradictory: no grid satisfies it."""
 

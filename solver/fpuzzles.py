@@ -17,7 +17,8 @@ from typing import Any
 from .constraints import FPUZZLES
 from .constraints.base import Constraint
 from .constraints.cells import CellSetRule
-from .errors import InputError, PuzzleFormatError, UnknownConstraint
+from .errors import PuzzleFormatError, UnknownConstraint
+from .textio import read_text
 from .puzzle import MAX_SIZE, MIN_SIZE, Grid, Puzzle, box_regions, default_box
 
 #: Keys that describe the puzzle but carry no rule.
@@ -152,16 +153,7 @@ def write_fpuzzles(puzzle: Puzzle, solution: Grid | None = None) -> dict[str, An
 
 def load_fpuzzles_file(path: str | Path, *, ignore: Iterable[str] = ()) -> Puzzle:
     """Read an f-puzzles JSON file ('-' for standard input)."""
-    import sys
-
-    try:
-        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not an f-puzzles JSON file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    text = read_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

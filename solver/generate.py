@@ -20,9 +20,13 @@ from .constraints.groups import AntiKing, AntiKnight, DiagonalNegative, Diagonal
 from .constraints.lines import Renban, Thermo, Whisper
 from .constraints.pairs import XV, Kropki, KropkiNegative, NonConsecutive, XVNegative, kropki_holds
 from .constraints.sums import DIRECTIONS, Arrow, Killer, LittleKiller, Sandwich, diagonal_from
-from .errors import PuzzleFormatError
+from .errors import PuzzleFormatError, SearchLimit
 from .puzzle import Grid, Puzzle
 from .solve import SOLVED, solve
+
+#: Propagations one SAT call of the generator may spend: rule sets that need more (some pairs of
+#: global rules on 9x9 take minutes) are skipped rather than waited for.
+PROP_LIMIT = 20_000_000
 
 #: Rules that restrict the whole grid: the solution must be generated under them.
 GLOBAL_KINDS: dict[str, Callable[[], Constraint]] = {
@@ -97,13 +101,16 @@ def random_solution(template: Puzzle, rng: random.Random, seeds: int | None = No
     givens = [list(row) for row in template.givens]
     empties = [(r, c) for r in range(n) for c in range(n) if not givens[r][c]]
     rng.shuffle(empties)
-    for r, c in empties[: seeds if seeds is not None else n + 2]:
-        for d in rng.sample(range(1, n + 1), n):
-            givens[r][c] = d
-            if solve(template.with_givens(givens), check_unique=False).status == SOLVED:
-                break
-            givens[r][c] = 0
-    result = solve(template.with_givens(givens), check_unique=False)
+    try:
+        for r, c in empties[: seeds if seeds is not None else n + 2]:
+            for d in rng.sample(range(1, n + 1), n):
+                givens[r][c] = d
+                if solve(template.with_givens(givens), check_unique=False, prop_limit=PROP_LIMIT).status == SOLVED:
+                    break
+                givens[r][c] = 0
+        result = solve(template.with_givens(givens), check_unique=False, prop_limit=PROP_LIMIT)
+    except SearchLimit:
+        raise PuzzleFormatError("these rules are too hard to generate a grid for quickly") from None
     if result.status != SOLVED:
         raise PuzzleFormatError("these rules admit no grid at all")
     return result.solutions[0]
@@ -155,86 +162,61 @@ def killer_cages(sol: Grid, rng: random.Random, cover: float = 1.0, max_cage: in
     return cages
 
 
-def thermos(sol: Grid, rng: random.Random, count: int) -> list[Constraint]:
+def _lines(sol: Grid, rng: random.Random, count: int, lengths: tuple[int, int],
+           ok: Callable[[list[Cell], Cell], bool], accept: Callable[[list[Cell]], bool] = lambda p: True,
+           steps=KING_STEPS, tries: int = 30) -> list[list[Cell]]:
+    """Up to ``count`` non-overlapping random paths whose every step passes ``ok`` and that ``accept`` takes."""
     n = len(sol)
-    out: list[Constraint] = []
+    out: list[list[Cell]] = []
     blocked: set[Cell] = set()
-    for _ in range(count * 20):
+    for _ in range(count * tries):
         if len(out) >= count:
             break
         start = (rng.randrange(n), rng.randrange(n))
         if start in blocked:
             continue
-        path = _walk(start, n, rng.randint(3, min(6, n)), rng,
-                     lambda p, c: sol[c[0]][c[1]] > sol[p[-1][0]][p[-1][1]], blocked)
-        if path:
-            out.append(Thermo(tuple(path)))
+        path = _walk(start, n, rng.randint(*lengths), rng, ok, blocked, steps)
+        if path and accept(path):
+            out.append(path)
             blocked.update(path)
     return out
+
+
+def thermos(sol: Grid, rng: random.Random, count: int) -> list[Constraint]:
+    rising = lambda p, c: sol[c[0]][c[1]] > sol[p[-1][0]][p[-1][1]]  # noqa: E731
+    return [Thermo(tuple(p)) for p in _lines(sol, rng, count, (3, min(6, len(sol))), rising, tries=20)]
 
 
 def arrows(sol: Grid, rng: random.Random, count: int) -> list[Constraint]:
-    n = len(sol)
-    out: list[Constraint] = []
-    blocked: set[Cell] = set()
-    for _ in range(count * 40):
-        if len(out) >= count:
-            break
-        bulb = (rng.randrange(n), rng.randrange(n))
-        target = sol[bulb[0]][bulb[1]]
-        if bulb in blocked or target < 3:
-            continue
-        length = rng.randint(2, 4)
-        path = _walk(bulb, n, length + 1, rng,
-                     lambda p, c: sum(sol[a][b] for a, b in p[1:]) + sol[c[0]][c[1]] <= target, blocked)
-        if path and sum(sol[a][b] for a, b in path[1:]) == target:
-            out.append(Arrow((bulb,), tuple(path[1:])))
-            blocked.update(path)
-    return out
+    """Bulb, then a shaft whose digits add up to it (the bulb is the path's first cell)."""
+
+    def fits(p: list[Cell], c: Cell) -> bool:
+        return sum(sol[a][b] for a, b in p[1:]) + sol[c[0]][c[1]] <= sol[p[0][0]][p[0][1]]
+
+    def adds_up(p: list[Cell]) -> bool:
+        return sum(sol[a][b] for a, b in p[1:]) == sol[p[0][0]][p[0][1]]
+
+    paths = _lines(sol, rng, count, (3, 5), fits, adds_up, tries=40)
+    return [Arrow((p[0],), tuple(p[1:])) for p in paths]
 
 
 def whispers(sol: Grid, rng: random.Random, count: int) -> list[Constraint]:
-    n = len(sol)
-    gap = (n + 1) // 2
-    out: list[Constraint] = []
-    blocked: set[Cell] = set()
-    for _ in range(count * 30):
-        if len(out) >= count:
-            break
-        start = (rng.randrange(n), rng.randrange(n))
-        if start in blocked:
-            continue
-        path = _walk(start, n, rng.randint(3, 6), rng,
-                     lambda p, c: abs(sol[c[0]][c[1]] - sol[p[-1][0]][p[-1][1]]) >= gap, blocked)
-        if path:
-            out.append(Whisper(tuple(path)))
-            blocked.update(path)
-    return out
+    gap = (len(sol) + 1) // 2
+    apart = lambda p, c: abs(sol[c[0]][c[1]] - sol[p[-1][0]][p[-1][1]]) >= gap  # noqa: E731
+    return [Whisper(tuple(p)) for p in _lines(sol, rng, count, (3, 6), apart)]
 
 
 def renbans(sol: Grid, rng: random.Random, count: int) -> list[Constraint]:
-    n = len(sol)
-    out: list[Constraint] = []
-    blocked: set[Cell] = set()
-
-    def ok(p: list[Cell], c: Cell) -> bool:
+    def spread_ok(p: list[Cell], c: Cell) -> bool:
         vals = [sol[a][b] for a, b in p] + [sol[c[0]][c[1]]]
         return len(set(vals)) == len(vals) and max(vals) - min(vals) < rng.randint(3, 5)
 
-    for _ in range(count * 30):
-        if len(out) >= count:
-            break
-        start = (rng.randrange(n), rng.randrange(n))
-        if start in blocked:
-            continue
-        length = rng.randint(3, 4)
-        path = _walk(start, n, length, rng, ok, blocked, steps=[(0, 1), (1, 0), (0, -1), (-1, 0)])
-        if path:
-            vals = sorted(sol[a][b] for a, b in path)
-            if vals[-1] - vals[0] == len(vals) - 1:
-                out.append(Renban(tuple(path)))
-                blocked.update(path)
-    return out
+    def consecutive(p: list[Cell]) -> bool:
+        vals = sorted(sol[a][b] for a, b in p)
+        return vals[-1] - vals[0] == len(vals) - 1
+
+    paths = _lines(sol, rng, count, (3, 4), spread_ok, consecutive, steps=[(0, 1), (1, 0), (0, -1), (-1, 0)])
+    return [Renban(tuple(p)) for p in paths]
 
 
 def adjacent_marks(sol: Grid, rng: random.Random, keep: float, kind: str) -> list[Constraint]:
@@ -346,7 +328,11 @@ def remove_givens(puzzle: Puzzle, solution: Grid, rng: random.Random, *, min_giv
         keep = givens[r][c]
         givens[r][c] = 0
         checks += 1
-        if solve(puzzle.with_givens(givens)).status == SOLVED:
+        try:
+            unique = solve(puzzle.with_givens(givens), prop_limit=PROP_LIMIT).status == SOLVED
+        except SearchLimit:  # too hard to prove either way: keep the given
+            unique = False
+        if unique:
             count -= 1
         else:
             givens[r][c] = keep

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pycosat
 
 from .constraints.base import Constraint
+from .errors import SearchLimit
 from .encode import blocking_clause, decode, encode
 from .pool import VarPool
 from .puzzle import Grid, Puzzle
@@ -71,38 +72,44 @@ def violated(puzzle: Puzzle, grid: Grid) -> list[str]:
     return bad
 
 
-def solve(puzzle: Puzzle, *, check_unique: bool = True) -> SolveResult:
-    """Solve, then (optionally) prove uniqueness by blocking the solution and solving again."""
+def solve(puzzle: Puzzle, *, check_unique: bool = True, prop_limit: int = 0) -> SolveResult:
+    """Solve, then (optionally) prove uniqueness by blocking the solution and solving again.
+
+    ``prop_limit`` bounds each SAT call (picosat propagations); past it a
+    SearchLimit is raised. Users' puzzles never get one: only the generator,
+    which would rather skip a puzzle than wait minutes for it, sets it.
+    """
     start = time.perf_counter()
     reason = given_conflicts(puzzle)
     if reason:
         return SolveResult(NO_SOLUTION, (), time.perf_counter() - start, reason)
     clauses, pool = encode(puzzle)
     stats = {"clauses": len(clauses), "vars": pool.top}
-    grids = _models(clauses, pool, 2 if check_unique else 1)
+    grids = _models(clauses, pool, 2 if check_unique else 1, prop_limit)
     seconds = time.perf_counter() - start
     if not grids:
         return SolveResult(NO_SOLUTION, (), seconds, "no grid satisfies every rule", stats)
     return SolveResult(SOLVED if len(grids) == 1 else MULTIPLE, tuple(grids), seconds, None, stats)
 
 
-def _models(clauses: list, pool: VarPool, limit: int) -> list[Grid]:
+def _models(clauses: list, pool: VarPool, limit: int, prop_limit: int = 0) -> list[Grid]:
     """Up to ``limit`` different grids.
 
     Without auxiliary variables pycosat's own iterator is exact (it blocks every
     variable, and every variable is a cell literal) and copies the clauses in
     once; with auxiliaries it could return the same grid again with other
-    auxiliary values, so there we block the cell literals ourselves.
+    auxiliary values, so there we block the cell literals ourselves. The
+    iterator cannot tell "no more" from "gave up", so a limited search never uses it.
     """
-    if pool.top == pool.num_cell_vars:
+    if pool.top == pool.num_cell_vars and not prop_limit:
         return [decode(m, pool) for m in itertools.islice(pycosat.itersolve(clauses), limit)]
     grids: list[Grid] = []
     while len(grids) < limit:
-        model = pycosat.solve(clauses)
+        model = pycosat.solve(clauses, prop_limit=prop_limit)
         if model == "UNSAT":
             break
-        if model == "UNKNOWN":  # only with a propagation limit, which we never set
-            raise RuntimeError("pycosat gave up")
+        if model == "UNKNOWN":
+            raise SearchLimit(f"the SAT search passed {prop_limit} propagations")
         grids.append(decode(model, pool))
         clauses = [*clauses, blocking_clause(grids[-1], pool)]
     return grids

@@ -69,7 +69,7 @@ class Shape:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _preprocessor(min_pixels: int, max_pixels: int) -> dict[str, Any]:
+def preprocessor_config(min_pixels: int, max_pixels: int) -> dict[str, Any]:
     # transformers 4.57's Qwen2VLImageProcessor ignores "size" unless min/max_pixels
     # are given too, so both spellings are written.
     return {
@@ -142,7 +142,7 @@ SHAPES: dict[str, Shape] = {
                 "temporal_patch_size": 2,
             },
         },
-        preprocessor=_preprocessor(56 * 56, 28 * 28 * 64),
+        preprocessor=preprocessor_config(56 * 56, 28 * 28 * 64),
         generation=_generation(_TINY_TOKENS),
         dtype="float32",
         init_std=0.15,
@@ -174,7 +174,7 @@ SHAPES: dict[str, Shape] = {
                 "temporal_patch_size": 2,
             },
         },
-        preprocessor=_preprocessor(56 * 56, 28 * 28 * 64),
+        preprocessor=preprocessor_config(56 * 56, 28 * 28 * 64),
         generation=_generation(_TINY_TOKENS),
         dtype="float32",
         init_std=0.15,
@@ -219,7 +219,7 @@ SHAPES: dict[str, Shape] = {
                 "temporal_patch_size": 2,
             },
         },
-        preprocessor=_preprocessor(56 * 56, 28 * 28 * 1280),
+        preprocessor=preprocessor_config(56 * 56, 28 * 28 * 1280),
         generation=_generation(_QWEN_TOKENS),
         dtype="bfloat16",
         init_std=0.02,
@@ -268,7 +268,7 @@ SHAPES: dict[str, Shape] = {
                 "temporal_patch_size": 2,
             },
         },
-        preprocessor=_preprocessor(56 * 56, 28 * 28 * 1280),
+        preprocessor=preprocessor_config(56 * 56, 28 * 28 * 1280),
         generation=_generation(_QWEN_TOKENS),
         dtype="bfloat16",
         init_std=0.02,

@@ -78,6 +78,24 @@ class Constraint(ABC):
         return []
 
 
+class FlagRule(Constraint):
+    """A rule with no parameters: ``{"type": ...}`` in rules JSON, ``key: true`` in f-puzzles."""
+
+    def to_rule(self) -> dict[str, Any]:
+        return {"type": self.rule}
+
+    @classmethod
+    def from_rule(cls, data: Mapping[str, Any], size: int) -> "Constraint":
+        return cls()
+
+    @classmethod
+    def from_fpuzzles(cls, key: str, item: Any, size: int) -> list["Constraint"]:
+        return [cls()] if item else []
+
+    def to_fpuzzles(self, puzzle: "Puzzle") -> list[tuple[str, Any]]:
+        return [(self.fpuzzles_keys[0], True)]
+
+
 def check_keys(data: Mapping[str, Any], cls: type[Constraint]) -> None:
     allowed = {"type", *cls.required, *cls.optional}
     unknown = sorted(set(data) - allowed)

@@ -10,7 +10,7 @@ from ..cardinality import Clause, all_digits_once, distinct, pair_forbidden
 from ..cells import KING_DIAGONAL, KNIGHT, Cell, move_pairs, parse_refs, refs
 from ..errors import PuzzleFormatError
 from ..pool import VarPool
-from .base import Constraint, GridValues, register
+from .base import Constraint, FlagRule, GridValues, register
 
 
 def _groups_hold(grid: GridValues, groups: list[list[Cell]], size: int) -> bool:
@@ -29,10 +29,8 @@ def _encode_groups(pool: VarPool, groups: list[list[Cell]]) -> list[Clause]:
 
 
 @dataclass(frozen=True)
-class _Groups(Constraint):
+class _Groups(FlagRule):
     """A global rule that adds groups of cells whose digits do not repeat."""
-
-    fp_flag: ClassVar[str]
 
     def groups(self, puzzle) -> list[list[Cell]]:
         raise NotImplementedError
@@ -43,19 +41,6 @@ class _Groups(Constraint):
     def satisfied(self, grid: GridValues, puzzle) -> bool:
         return _groups_hold(grid, self.groups(puzzle), puzzle.size)
 
-    def to_rule(self) -> dict[str, Any]:
-        return {"type": self.rule}
-
-    @classmethod
-    def from_rule(cls, data: Mapping[str, Any], size: int) -> Constraint:
-        return cls()
-
-    @classmethod
-    def from_fpuzzles(cls, key: str, item: Any, size: int) -> list[Constraint]:
-        return [cls()] if item else []
-
-    def to_fpuzzles(self, puzzle) -> list[tuple[str, Any]]:
-        return [(self.fp_flag, True)]
 
 
 @register
@@ -65,7 +50,6 @@ class DiagonalPositive(_Groups):
 
     rule = "diagonal+"
     fpuzzles_keys = ("diagonal+",)
-    fp_flag = "diagonal+"
 
     def groups(self, puzzle) -> list[list[Cell]]:
         n = puzzle.size
@@ -79,7 +63,6 @@ class DiagonalNegative(_Groups):
 
     rule = "diagonal-"
     fpuzzles_keys = ("diagonal-",)
-    fp_flag = "diagonal-"
 
     def groups(self, puzzle) -> list[list[Cell]]:
         return [[(i, i) for i in range(puzzle.size)]]
@@ -92,7 +75,6 @@ class DisjointGroups(_Groups):
 
     rule = "disjoint"
     fpuzzles_keys = ("disjointgroups",)
-    fp_flag = "disjointgroups"
 
     def groups(self, puzzle) -> list[list[Cell]]:
         if puzzle.box is None:
@@ -119,7 +101,6 @@ class Windoku(_Groups):
     """Extra box-shaped regions offset by one cell from the boxes (the shaded windows)."""
 
     rule = "windoku"
-    fp_flag = ""
 
     def groups(self, puzzle) -> list[list[Cell]]:
         if puzzle.box is None or not windoku_windows(puzzle.size, puzzle.box):
@@ -172,7 +153,7 @@ class ExtraRegion(Constraint):
 
 
 @dataclass(frozen=True)
-class _Moves(Constraint):
+class _Moves(FlagRule):
     """Cells a given chess move apart never hold the same digit."""
 
     moves: ClassVar[list[tuple[int, int]]]
@@ -186,19 +167,6 @@ class _Moves(Constraint):
     def satisfied(self, grid: GridValues, puzzle) -> bool:
         return all(grid[a[0]][a[1]] != grid[b[0]][b[1]] for a, b in move_pairs(puzzle.size, self.moves))
 
-    def to_rule(self) -> dict[str, Any]:
-        return {"type": self.rule}
-
-    @classmethod
-    def from_rule(cls, data: Mapping[str, Any], size: int) -> Constraint:
-        return cls()
-
-    @classmethod
-    def from_fpuzzles(cls, key: str, item: Any, size: int) -> list[Constraint]:
-        return [cls()] if item else []
-
-    def to_fpuzzles(self, puzzle) -> list[tuple[str, Any]]:
-        return [(self.fpuzzles_keys[0], True)]
 
 
 @register

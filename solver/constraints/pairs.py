@@ -9,7 +9,7 @@ from ..cardinality import Clause, pair_forbidden, pair_relation
 from ..cells import Cell, orthogonal_pairs, parse_refs, refs
 from ..errors import PuzzleFormatError
 from ..pool import VarPool
-from .base import Constraint, GridValues, fp_number, int_field, register
+from .base import Constraint, FlagRule, GridValues, fp_number, int_field, register
 
 KROPKI_DEFAULT = {"white": 1, "black": 2}
 KROPKI_FPUZZLES = {"difference": "white", "ratio": "black"}
@@ -177,7 +177,7 @@ class XV(Constraint):
 
 @register
 @dataclass(frozen=True)
-class XVNegative(Constraint):
+class XVNegative(FlagRule):
     """All X and V marks are shown: unmarked side-adjacent cells add up to neither 5 nor 10."""
 
     rule = "xv_negative"
@@ -195,20 +195,13 @@ class XVNegative(Constraint):
     def satisfied(self, grid: GridValues, puzzle) -> bool:
         return not any(grid[a[0]][a[1]] + grid[b[0]][b[1]] in (5, 10) for a, b in self._free_pairs(puzzle))
 
-    def to_rule(self) -> dict[str, Any]:
-        return {"type": self.rule}
-
-    @classmethod
-    def from_rule(cls, data: Mapping[str, Any], size: int) -> "XVNegative":
-        return cls()
-
     def to_fpuzzles(self, puzzle) -> list[tuple[str, Any]]:
         return [("negative", "xv")]
 
 
 @register
 @dataclass(frozen=True)
-class NonConsecutive(Constraint):
+class NonConsecutive(FlagRule):
     """Side-adjacent cells never hold consecutive digits, except across a white dot.
 
     A white dot says its two cells *are* consecutive; f-puzzles puzzles combine
@@ -231,16 +224,3 @@ class NonConsecutive(Constraint):
     def satisfied(self, grid: GridValues, puzzle) -> bool:
         return all(abs(grid[a[0]][a[1]] - grid[b[0]][b[1]]) != 1 for a, b in self._pairs(puzzle))
 
-    def to_rule(self) -> dict[str, Any]:
-        return {"type": self.rule}
-
-    @classmethod
-    def from_rule(cls, data: Mapping[str, Any], size: int) -> "NonConsecutive":
-        return cls()
-
-    @classmethod
-    def from_fpuzzles(cls, key: str, item: Any, size: int) -> list[Constraint]:
-        return [cls()] if item else []
-
-    def to_fpuzzles(self, puzzle) -> list[tuple[str, Any]]:
-        return [("nonconsecutive", True)]

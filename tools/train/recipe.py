@@ -101,23 +101,9 @@ def build_tokenizer_folder(out: Path) -> Path:
 
 
 def preprocessor_config() -> dict[str, Any]:
-    return {
-        "image_processor_type": "Qwen2VLImageProcessor",
-        "processor_class": "Qwen2VLProcessor",
-        "do_resize": True,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "do_convert_rgb": True,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "min_pixels": MIN_PIXELS,
-        "max_pixels": MAX_PIXELS,
-        "size": {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
-        "patch_size": 14,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-    }
+    from ..make_random_model import preprocessor_config as qwen2_vl_processor
+
+    return qwen2_vl_processor(MIN_PIXELS, MAX_PIXELS)
 
 
 def build_untrained(out: str | Path, seed: int = MODEL_SEED):
