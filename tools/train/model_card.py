@@ -1,0 +1,60 @@
+"""The model card of the embedded default model (hf/README.md): recipe, accuracy, attribution."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from . import recipe
+from .data import Mix
+
+ATTRIBUTION = (
+    "Fine-tuned and validated with the newspaper Sudoku photos of B. Wicht's sudoku_dataset "
+    "(github.com/wichtounet/sudoku_dataset, v2 training split), licensed CC-BY-4.0. The photos are not "
+    "redistributed here; the weights were trained on them."
+)
+
+
+def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[dict[str, Any]] | None = None) -> str:
+    from ...runtime.model_config import ModelConfig
+
+    cfg = ModelConfig.from_folder(model_dir)
+    weights = model_dir / "model.safetensors"
+    params = f"{weights.stat().st_size / 2 / 1e6:.1f} M (fp16)" if weights.exists() else "?"
+    lines = [
+        "---",
+        "license: apache-2.0",
+        "library_name: transformers",
+        "pipeline_tag: image-text-to-text",
+        "tags: [qwen2_vl, sudoku, ocr]",
+        "---",
+        "# vlm-sudoku embedded default model",
+        "",
+        "A small Qwen2-VL (same classes, processor and chat template as Qwen2-VL-2B-Instruct, its own",
+        "tokenizer) that answers vlm-sudoku's two questions about a puzzle picture: the rules, as compact",
+        "JSON (docs/rules-format.md), and the given digits, one line per row.",
+        "",
+        f"- parameters: {params}; vision {cfg.vision.embed_dim} wide x {cfg.vision.depth} blocks, "
+        f"language model {cfg.hidden_size} wide x {cfg.num_layers} layers, vocabulary {cfg.vocab_size}",
+        f"- image budget: {recipe.MIN_PIXELS} to {recipe.MAX_PIXELS} pixels",
+        f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
+        f"answers (seed {recipe.TOKENIZER_SEED}); cell references stay whole",
+        f"- initial weights: seed {recipe.MODEL_SEED}",
+        "",
+        "## Training recipe",
+        "",
+        "Rendered puzzles (tools/render: sizes 4/6/9/16, every supported variant, app / newspaper / book",
+        "layouts, photo damage) made on the fly, plus augmented training photos. Data mix "
+        f"(tools/train/data.py `Mix` defaults): {Mix()}.",
+    ]
+    if state:
+        lines += ["", "Run: " + json.dumps({k: v for k, v in state.items() if k != "wall_seconds"})]
+    if eval_rows:
+        lines += ["", "## Measured reading accuracy", "", "| data set | images | grid exact | cell accuracy | rules exact |",
+                  "|---|---:|---:|---:|---:|"]
+        for r in eval_rows:
+            rules = "-" if r.get("rules_exact") is None else f"{100 * r['rules_exact']:.1f}%"
+            lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {100 * r['cell_accuracy']:.2f}% | {rules} |")
+    lines += ["", "## Data attribution", "", ATTRIBUTION, ""]
+    return "\n".join(lines)
