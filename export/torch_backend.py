@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..runtime.engine import EncodedImage, Generation
+from ..runtime.grid_view import load_grid_view
 from ..runtime.model_config import GenerationTokens
 from ..runtime.pipeline import QUESTION_ORDER, Pipeline, Reading
 from ..runtime.preprocess import ImageSettings, num_image_tokens, preprocess
@@ -39,6 +40,7 @@ class TorchPipeline(Pipeline):
             model_dir, dtype=getattr(torch, dtype), attn_implementation=attn_implementation).to(self.device).eval()
         self.tokenizer = Tokenizer.from_folder(model_dir)
         self.image_settings = ImageSettings.from_json(Path(model_dir))
+        self.grid_view = load_grid_view(model_dir)
         gen = GenerationTokens.from_folder(model_dir)
         self.stop_ids = sorted({*self.tokenizer.stop_ids, *gen.eos_token_ids})
         self.max_new_tokens = max_new_tokens
@@ -69,6 +71,7 @@ class TorchPipeline(Pipeline):
 
     def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
                    on_text: Callable[[str, str], None] | None = None) -> Reading:
+        image, viewed = self.view(image)
         t0 = time.perf_counter()
         pixel_values, grid = preprocess(image, self.image_settings)
         n = num_image_tokens(grid, self.image_settings.merge_size)
@@ -88,4 +91,4 @@ class TorchPipeline(Pipeline):
             # generate does not separate prefill from decoding: the whole call counts as decoding.
             answers[q] = Generation(tokens, text, len(ids), 0.0, elapsed, len(tokens) < self.max_new_tokens,
                                     len(tokens))
-        return Reading(encoded, answers, 0, 0.0)
+        return Reading(encoded, answers, 0, 0.0, viewed)

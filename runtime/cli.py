@@ -145,7 +145,11 @@ class _Stages:
             click.echo(f"[{self.n}] {text}", err=True)
 
     def __call__(self, name: str, info: dict[str, Any]) -> None:
-        if name == "image":
+        if name == "grid":
+            where = ("corners " + " ".join(f"({x:.0f},{y:.0f})" for x, y in info["corners"]) if info["found"]
+                     else "not found, reading the whole picture")
+            self.line(f"grid view: {where} in {1000 * info['grid_view']:.0f} ms")
+        elif name == "image":
             w, h = info["size"]
             rh, rw = info["resized"]
             self.line(f"image {w}x{h} -> {rw}x{rh}, {info['image_tokens']} image tokens: preprocess "

@@ -22,6 +22,7 @@ from ..solver.rules_json import write_rules
 from ..solver.solve import SolveResult, solve
 from .answers import read_answers
 from .engine import EncodedImage, Engine, Generation
+from .grid_view import GridView, Viewed, load_grid_view
 from .image_io import load_image
 from .prompts import QUESTIONS, shared_prompt
 
@@ -36,6 +37,7 @@ class Reading:
     answers: dict[str, Generation]
     prefix_tokens: int
     prefix_s: float  # the shared prefix's prefill (0 when not shared)
+    viewed: Viewed | None = None  # the grid view the model read, for models trained on grid views
 
     def texts(self) -> dict[str, str]:
         return {q: g.text for q, g in self.answers.items()}
@@ -70,6 +72,14 @@ class Pipeline:
         self.share_prefix = share_prefix
         self.load_s = engine.load_s
         self.provider_name, self.precision, self.notes = engine.provider_name, engine.precision, engine.choice.notes
+        self.grid_view: GridView | None = load_grid_view(engine.folder)
+
+    def view(self, image: Image.Image) -> tuple[Image.Image, Viewed | None]:
+        """What the model reads: the grid view for models trained on one, else the picture itself."""
+        if self.grid_view is None:
+            return image, None
+        viewed = self.grid_view.of(image)
+        return viewed.image, viewed
 
     @classmethod
     def load(cls, folder: str | Path, provider: str = "auto", precision: str | None = None, threads: int | None = None,
@@ -79,6 +89,7 @@ class Pipeline:
     def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
                    on_text: Callable[[str, str], None] | None = None) -> Reading:
         engine = self.engine
+        image, viewed = self.view(image)
         encoded = engine.encode_image(image)
         prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens], {q: QUESTIONS[q] for q in questions})
         answers: dict[str, Generation] = {}
@@ -96,7 +107,7 @@ class Pipeline:
             else:
                 answers[q] = engine.generate(prompt.full(q), images=[encoded], max_new_tokens=self.max_new_tokens,
                                              on_text=callback)
-        return Reading(encoded, answers, len(prompt.prefix_ids), prefix_s)
+        return Reading(encoded, answers, len(prompt.prefix_ids), prefix_s, viewed)
 
     def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
         """The answers' texts (the interface tools/eval_reader.py scores)."""
@@ -110,6 +121,10 @@ class Pipeline:
             image = load_image(path)
             out.reading = reading = self.read_image(image)
             enc = reading.image
+            if reading.viewed is not None:
+                out.timings["grid_view"] = reading.viewed.seconds
+                stage("grid", {"found": reading.viewed.corners is not None, "corners": reading.viewed.corners,
+                               "grid_view": reading.viewed.seconds})
             out.timings.update(preprocess=enc.preprocess_s, vision=enc.vision_s, prefix_prefill=reading.prefix_s)
             stage("image", {"size": enc.source_size, "resized": enc.resized, "image_tokens": enc.num_tokens,
                             "preprocess": enc.preprocess_s, "vision": enc.vision_s, "prefix_tokens": reading.prefix_tokens,

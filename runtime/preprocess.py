@@ -106,18 +106,7 @@ class ImageSettings:
     @classmethod
     def from_json(cls, path: str | Path) -> "ImageSettings":
         """Read a ``preprocessor_config.json`` file (or the one inside a folder)."""
-        p = Path(path)
-        if p.is_dir():
-            p = p / "preprocessor_config.json"
-        try:
-            raw = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelFolderError(f"{p}: no such file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelFolderError(f"{p}: unreadable preprocessor config ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ModelFolderError(f"{p}: not a JSON object")
-        return cls.from_dict(raw)
+        return cls.from_dict(read_preprocessor_config(path))
 
     def to_dict(self) -> dict[str, Any]:
         """A ``preprocessor_config.json`` that transformers' Qwen2VLImageProcessor loads to the same settings."""
@@ -151,6 +140,22 @@ class ImageSettings:
             )
         if any(s == 0 for s in self.std):
             raise ModelFolderError("preprocessor_config.json: image_std has a zero")
+
+
+def read_preprocessor_config(path: str | Path) -> dict[str, Any]:
+    """The JSON object of a ``preprocessor_config.json`` file (or of the one inside a folder)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "preprocessor_config.json"
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFolderError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFolderError(f"{p}: unreadable preprocessor config ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ModelFolderError(f"{p}: not a JSON object")
+    return raw
 
 
 def _triple(value: Any, name: str) -> tuple[float, float, float]:

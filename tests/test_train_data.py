@@ -79,3 +79,22 @@ def test_learning_rate_schedule() -> None:
     assert lrs[0] < lrs[50] < lrs[99] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[100:], lrs[101:]))
     assert lrs[-1] == pytest.approx(5e-5, rel=0.05)
+
+
+def test_cell_labels_name_the_cell_under_each_token() -> None:
+    """With exact corners, the token at the centre of cell (r, c) is labelled with that cell."""
+    from vlm_sudoku.runtime.grid_view import GridView
+    from vlm_sudoku.tools.render import sample
+    from vlm_sudoku.tools.train.data import cell_labels
+
+    item = sample(5, sizes=(4,), styles=("app",))
+    view = GridView(448, 40)
+    labels = cell_labels(view, item.corners, item.corners, item.puzzle, 28)
+    assert labels.shape == (256, 3)
+    grid = labels.reshape(16, 16, 3)
+    assert (grid[0, :, 0] == IGNORE).all() and (grid[:, 0, 0] == IGNORE).all()  # the margin
+    cell = 368 / 4
+    for r in range(4):
+        for c in range(4):
+            i, j = int((40 + (r + 0.5) * cell) // 28), int((40 + (c + 0.5) * cell) // 28)
+            assert tuple(grid[i, j]) == (item.puzzle.givens[r][c], r, c)

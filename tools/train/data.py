@@ -19,10 +19,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ...runtime.answers import digits_text
+from ...runtime.grid_view import Point, load_grid_view, perspective_coefficients
+from ...runtime.image_io import load_image
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ...runtime.prompts import QUESTIONS, prompt_ids
 from ...runtime.tokenizer import Tokenizer
@@ -30,7 +33,7 @@ from ...solver.puzzle import Puzzle
 from ..render import STYLE_WEIGHTS, render
 from ..render.labels import rules_answer
 from ..render.puzzles import parse_kinds, sample_puzzle
-from .photos import DEFAULT_DIR, Photo, augment, load_photos, split
+from .photos import DEFAULT_DIR, Photo, augment, load_photos, retake, split
 
 IGNORE = -100
 MAX_ANSWER_TOKENS = 600  # longer rules answers than this are not drawn (the runtime caps at 512 by default)
@@ -53,6 +56,7 @@ class Mix:
     easy_samples: int = 0  # the first samples are clean app screenshots of classic 4/6/9 grids
     kinds: str = "all"  # render.puzzles.parse_kinds spec
     sizes: tuple[int, ...] = (4, 6, 9, 16)
+    corner_jitter: float = 0.012  # grid-view models: std of the corner error, as a share of the grid's side
 
 
 QUESTION_KINDS = ("digits", "rules", "cells", "row")
@@ -66,17 +70,23 @@ class Sample:
     labels: list[int]
     source: str  # "render" or "photo"
     question: str
+    # Grid-view models: per merged image token, (symbol value, grid row, grid column) of the cell under
+    # its centre, IGNORE outside the grid. Training-only targets for the vision tower (see loop.AuxHead).
+    token_labels: np.ndarray | None = None
 
 
 class SampleMaker:
     def __init__(self, model_dir: str | Path, seed: int, mix: Mix = Mix(), photos_dir: Path | None = DEFAULT_DIR) -> None:
         self.tok = Tokenizer.from_folder(model_dir)
         self.image_settings = ImageSettings.from_json(Path(model_dir))
+        self.view = load_grid_view(model_dir)
         self.seed = seed
         self.mix = mix
         self.photos: list[Photo] = []
         if photos_dir is not None and Path(photos_dir).is_dir() and mix.photo_rate > 0:
             self.photos, _validation = split(load_photos(Path(photos_dir)))
+            if self.view is not None:  # the view needs the grid's corners (outlines.csv lacks a few)
+                self.photos = [p for p in self.photos if len(p.corners) == 4]
 
     def __call__(self, index: int) -> Sample:
         for attempt in range(8):
@@ -96,16 +106,35 @@ class SampleMaker:
             puzzle = puzzle.with_givens([[solution[r][c] if rng.random() < keep else 0 for c in range(n)]
                                          for r in range(n)])
         style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
-        return render(puzzle, rng, style=style).image, puzzle
+        drawn = render(puzzle, rng, style=style)
+        if self.view is None:
+            return drawn.image, puzzle, None
+        image, labels = self._view(drawn.image, drawn.corners, rng, puzzle)
+        return image, puzzle, labels
+
+    def _view(self, image, corners, rng: random.Random, puzzle: Puzzle):
+        """The grid view through corners a little off, as the runtime's grid locator finds them,
+        and the cell under each merged token of that view (where the true corners put it)."""
+        assert self.view is not None
+        side = max(abs(corners[1][0] - corners[0][0]), abs(corners[3][1] - corners[0][1]), 1.0)
+        spread = self.mix.corner_jitter * side
+        moved = [(x + max(-3 * spread, min(3 * spread, rng.gauss(0, spread))),
+                  y + max(-3 * spread, min(3 * spread, rng.gauss(0, spread)))) for x, y in corners]
+        return self.view.warp(image, moved), cell_labels(self.view, moved, corners, puzzle,
+                                                         self.image_settings.factor)
 
     def _draw(self, rng: random.Random, easy: bool = False) -> Sample | None:
         mix = self.mix
         if self.photos and not easy and rng.random() < mix.photo_rate:
             photo = rng.choice(self.photos)
-            image, puzzle, source = augment(photo, rng), photo.puzzle, "photo"
+            puzzle, source, token_labels = photo.puzzle, "photo", None
+            if self.view is None:
+                image = augment(photo, rng)
+            else:
+                image, token_labels = self._view(retake(load_image(photo.path), rng), photo.corners, rng, puzzle)
             question = rng.choices(QUESTION_KINDS, mix.photo_questions)[0]
         else:
-            image, puzzle = self._puzzle_image(rng, easy)
+            image, puzzle, token_labels = self._puzzle_image(rng, easy)
             source = "render"
             question = rng.choices(QUESTION_KINDS, mix.questions)[0]
         pixel_values, grid = preprocess(image, self.image_settings)
@@ -123,7 +152,9 @@ class SampleMaker:
                 return None
             ids += answer_ids
             labels += answer_ids
-        return Sample(pixel_values, grid, ids, labels, source, question)
+        if token_labels is not None and len(token_labels) != images[0]:
+            token_labels = None  # the view was not the size the processor kept (never for a 448 view)
+        return Sample(pixel_values, grid, ids, labels, source, question, token_labels)
 
     def _turns(self, question: str, puzzle: Puzzle, rng: random.Random) -> list[tuple[str, str]]:
         """(question text, answer text) pairs; several only for the single-cell drill."""
@@ -149,6 +180,34 @@ class SampleMaker:
                 *enc("assistant\n")]
 
 
+def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: Puzzle, token_px: int) -> np.ndarray:
+    """(value, row, column) of the cell under the centre of each merged token of a grid view.
+
+    ``moved`` are the corners the view was warped from, ``corners`` the grid's true corners: the
+    token centre goes back into the picture, then into the grid's unit square.
+    """
+    n = puzzle.size
+    tokens = view.size // token_px
+    centres = (np.arange(tokens) + 0.5) * token_px
+    x, y = np.meshgrid(centres, centres)  # raster order of the merged tokens
+    u, v = _apply(perspective_coefficients(view.target, moved), x.ravel(), y.ravel())
+    unit = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+    gx, gy = _apply(perspective_coefficients(corners, unit), u, v)
+    inside = (gx >= 0) & (gx < 1) & (gy >= 0) & (gy < 1)
+    col = np.clip((gx * n).astype(np.int64), 0, n - 1)
+    row = np.clip((gy * n).astype(np.int64), 0, n - 1)
+    givens = np.asarray(puzzle.givens, dtype=np.int64)
+    out = np.stack([givens[row, col], row, col], axis=1)
+    out[~inside] = IGNORE
+    return out
+
+
+def _apply(coeffs: Sequence[float], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b, c, d, e, f, g, h = coeffs
+    w = g * x + h * y + 1
+    return (a * x + b * y + c) / w, (d * x + e * y + f) / w
+
+
 def collate(samples: list[Sample], pad_id: int) -> dict:
     """One batch in the layout Qwen2VLForConditionalGeneration.forward takes (right padding)."""
     import torch
@@ -169,4 +228,7 @@ def collate(samples: list[Sample], pad_id: int) -> dict:
         "pixel_values": torch.from_numpy(np.concatenate([s.pixel_values for s in samples])),
         "image_grid_thw": torch.from_numpy(np.concatenate([s.grid_thw for s in samples])),
         "photos": sum(s.source == "photo" for s in samples),
+        "token_labels": torch.from_numpy(np.concatenate([
+            s.token_labels if s.token_labels is not None else np.full((len(s.pixel_values) // 4, 3), IGNORE)
+            for s in samples]).astype(np.int64)),
     }

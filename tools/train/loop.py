@@ -37,6 +37,43 @@ class _Indexed:
         return self.maker(self.start + i)
 
 
+class AuxHead:
+    """Training-only targets for the vision tower of a grid-view model: from each merged image token,
+    a linear read-out of the symbol in the cell under it, and of that cell's row and column.
+
+    Why: the language model can only learn to look up the right cell once the image tokens say what
+    they show and where in the grid they are; runs without this kept writing mostly blank rows, the
+    gradient reaching the vision tower through a diffuse attention being too weak. The head is
+    dropped after training: the shipped model is a plain Qwen2-VL.
+    """
+
+    CLASSES = (17, 16, 16)  # symbol value 0 (blank) to 16; row; column
+    WEIGHT = 0.5
+
+    def __init__(self, model, device: str) -> None:
+        import torch
+
+        hidden = model.config.vision_config.hidden_size
+        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES)).to(device)
+        self.features = None
+        visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
+        visual.register_forward_hook(self._keep)
+
+    def _keep(self, _module, _inputs, output) -> None:
+        self.features = output if not isinstance(output, tuple) else output[0]
+
+    def loss(self, labels):
+        import torch.nn.functional as F
+
+        features, self.features = self.features, None
+        if features is None or labels is None or not (labels >= 0).any():
+            return None
+        logits = self.linear(features.float()).split(self.CLASSES, dim=-1)
+        parts = [F.cross_entropy(lg, labels[:, i], ignore_index=-100) for i, lg in enumerate(logits)
+                 if (labels[:, i] >= 0).any()]
+        return self.WEIGHT * sum(parts) / len(parts)
+
+
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -44,7 +81,7 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def save_checkpoint(ckpt: Path, model, optimizer, state: dict) -> None:
+def save_checkpoint(ckpt: Path, model, optimizer, state: dict, aux: AuxHead | None = None) -> None:
     import torch
 
     tmp = ckpt.with_name(ckpt.name + ".tmp")
@@ -52,6 +89,8 @@ def save_checkpoint(ckpt: Path, model, optimizer, state: dict) -> None:
     tmp.mkdir(parents=True)
     torch.save(model.state_dict(), tmp / "model.pt")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    if aux is not None:
+        torch.save(aux.linear.state_dict(), tmp / "aux_head.pt")
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     old = ckpt.with_name(ckpt.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -67,13 +106,18 @@ def load_model(base: Path, ckpt: Path | None, device: str):
     from transformers import Qwen2VLForConditionalGeneration
 
     source = ckpt if ckpt is not None and (ckpt / "config.json").exists() else base
-    model = Qwen2VLForConditionalGeneration.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
+    if any(source.glob("*.safetensors")):
+        model = Qwen2VLForConditionalGeneration.from_pretrained(source, dtype=torch.float32, attn_implementation="sdpa")
+    else:  # a base sent without its weights (they are a pure function of config and seed)
+        from .recipe import MODEL_SEED, untrained_model
+
+        model = untrained_model(source, MODEL_SEED)
     if ckpt is not None and (ckpt / "model.pt").exists():
         model.load_state_dict(torch.load(ckpt / "model.pt", map_location="cpu"))
     return model.to(device)
 
 
-def export_folder(base: Path, model, out: Path, dtype: str = "float16") -> None:
+def export_folder(base: Path, model, out: Path, dtype: str = "float16", shard: str = "200MB") -> None:
     """The shipped Hugging Face folder: the base's tokenizer/processor files + trained weights."""
     import torch
 
@@ -82,7 +126,7 @@ def export_folder(base: Path, model, out: Path, dtype: str = "float16") -> None:
         if f.suffix != ".safetensors" and f.is_file():
             shutil.copy2(f, out / f.name)
     model = model.to("cpu", dtype=getattr(torch, dtype))
-    model.save_pretrained(out, safe_serialization=True, max_shard_size="15MB")
+    model.save_pretrained(out, safe_serialization=True, max_shard_size=shard)
 
 
 def write_final(base: Path, model, state: dict, out: Path) -> None:
@@ -90,7 +134,7 @@ def write_final(base: Path, model, state: dict, out: Path) -> None:
     from, and the fp16 Hugging Face folder to ship."""
     model.save_pretrained(out / "w32", safe_serialization=True, max_shard_size="14MB")
     (out / "w32" / "state.json").write_text(json.dumps(state, indent=1))
-    export_folder(base, model, out / "hf")
+    export_folder(base, model, out / "hf", shard="15MB")
 
 
 @click.command()
@@ -133,11 +177,15 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
                                 "easy_samples": easy_samples})
     if total_steps:
         state["total_steps"] = total_steps
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    aux = AuxHead(model, device)
+    if (ckpt / "aux_head.pt").exists():
+        aux.linear.load_state_dict(torch.load(ckpt / "aux_head.pt", map_location=device))
+    params = [*model.named_parameters(), *(("aux." + n, p) for n, p in aux.linear.named_parameters())]
+    decay = [p for n, p in params if p.ndim >= 2]
+    no_decay = [p for n, p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=lr, betas=(0.9, 0.98), eps=1e-8, fused=device == "cuda")
-    if (ckpt / "optimizer.pt").exists():
+    if (ckpt / "optimizer.pt").exists() and (ckpt / "aux_head.pt").exists():
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples)
     maker = SampleMaker(base, seed=seed, mix=mix)
@@ -148,7 +196,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     model.train()
     start = time.time()
     deadline = start + minutes * 60
-    last_log, losses, photos = time.time(), [], 0
+    last_log, losses, photos, aux_losses = time.time(), [], 0, []
     last_save = time.time()
     speed_from = None
     click.echo(f"resuming at step {state['step']} (samples {state['samples']}) on {device}; budget {minutes} min", err=True)
@@ -164,9 +212,15 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         total = state.get("total_steps", 10**6)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, lr, warmup)
-        inputs = {k: v.to(device, non_blocking=True) for k, v in batch_data.items() if k != "photos"}
+        token_labels = batch_data["token_labels"].to(device, non_blocking=True)
+        inputs = {k: v.to(device, non_blocking=True) for k, v in batch_data.items()
+                  if k not in ("photos", "token_labels")}
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
             loss = model(**inputs).loss
+            aux_loss = aux.loss(token_labels)
+        if aux_loss is not None:
+            aux_losses.append(float(aux_loss.detach()))
+            loss = loss + aux_loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -177,18 +231,19 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         photos += batch_data["photos"]
         if time.time() - last_log > 30 or state["step"] == 1:
             rate = len(losses) / (time.time() - last_log)
-            click.echo(f"step {state['step']} loss {sum(losses) / len(losses):.4f} lr {optimizer.param_groups[0]['lr']:.2e} "
-                       f"{rate:.2f} steps/s photos {photos}", err=True)
-            last_log, losses, photos = time.time(), [], 0
+            aux_text = f" (vision read-out {sum(aux_losses) / len(aux_losses):.4f})" if aux_losses else ""
+            click.echo(f"step {state['step']} loss {sum(losses) / len(losses):.4f}{aux_text} "
+                       f"lr {optimizer.param_groups[0]['lr']:.2e} {rate:.2f} steps/s photos {photos}", err=True)
+            last_log, losses, photos, aux_losses = time.time(), [], 0, []
         if time.time() > deadline or state["step"] >= total:
             break
         if time.time() - last_save > save_every * 60:
             state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
             start = time.time()
-            save_checkpoint(ckpt, model, optimizer, state)
+            save_checkpoint(ckpt, model, optimizer, state, aux)
             last_save = time.time()
     state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
-    save_checkpoint(ckpt, model, optimizer, state)
+    save_checkpoint(ckpt, model, optimizer, state, aux)
     click.echo(json.dumps(state), err=True)
     if final_out is not None:
         write_final(base, model, state, final_out)

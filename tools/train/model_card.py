@@ -37,7 +37,10 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
         "",
         f"- parameters: {params}; vision {cfg.vision.embed_dim} wide x {cfg.vision.depth} blocks, "
         f"language model {cfg.hidden_size} wide x {cfg.num_layers} layers, vocabulary {cfg.vocab_size}",
-        f"- image budget: {recipe.MIN_PIXELS} to {recipe.MAX_PIXELS} pixels",
+        f"- input: the grid view (runtime/grid_view.py): the grid located in the picture and warped to "
+        f"{recipe.GRID_VIEW.size}x{recipe.GRID_VIEW.size} pixels, its border {recipe.GRID_VIEW.margin} px inside the "
+        f"edges (`{'vlm_sudoku_grid_view'}` in preprocessor_config.json); the runtime and the torch backend do this "
+        "before Qwen2-VL's own preprocessing",
         f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
         f"answers (seed {recipe.TOKENIZER_SEED}); cell references stay whole",
         f"- initial weights: seed {recipe.MODEL_SEED}",
@@ -47,6 +50,8 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
         "Rendered puzzles (tools/render: sizes 4/6/9/16, every supported variant, app / newspaper / book",
         "layouts, photo damage) made on the fly, plus augmented training photos. Data mix "
         f"(tools/train/data.py `Mix` defaults): {Mix()}.",
+        "During training only, a linear read-out on the vision tower's merged tokens learns the symbol,",
+        "row and column of the cell under each token (tools/train/loop.py `AuxHead`); it is not shipped.",
     ]
     if state:
         lines += ["", "Run: " + json.dumps({k: v for k, v in state.items() if k != "wall_seconds"})]
@@ -58,3 +63,12 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
             lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {100 * r['cell_accuracy']:.2f}% | {rules} |")
     lines += ["", "## Data attribution", "", ATTRIBUTION, ""]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m vlm_sudoku.tools.train.model_card HF_DIR STATE_JSON EVAL_JSON
+    import sys
+
+    folder = Path(sys.argv[1])
+    state = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
+    rows = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else None
+    (folder / "README.md").write_text(card(folder, state, rows))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageFilter
 
-from ...runtime.image_io import load_image
+from ...runtime.image_io import load_image, stale_orientation
 from ...solver.puzzle import Grid, Puzzle
 
 DEFAULT_DIR = Path(os.environ.get("VLM_SUDOKU_PHOTOS") or
@@ -91,8 +91,27 @@ def load_photos(folder: Path = DEFAULT_DIR) -> list[Photo]:
             corners[Path(row["filepath"]).name] = pts
     photos = []
     for jpg in sorted(folder.glob("*.jpg"), key=_number):
-        photos.append(Photo(jpg, read_dat(jpg.with_suffix(".dat")), corners.get(jpg.name, ())))
+        photos.append(Photo(jpg, read_dat(jpg.with_suffix(".dat")), _as_loaded(jpg, corners.get(jpg.name, ()))))
     return photos
+
+
+def _as_loaded(path: Path, corners: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """The outline in the pixels ``load_image`` gives. The outlines were drawn on EXIF-rotated
+    pictures, and ``load_image`` does not rotate the photos whose tag is stale (their pixels are
+    upright already), so for those the corners are turned back into the stored frame."""
+    if len(corners) != 4:
+        return corners
+    with Image.open(path) as im:
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation not in (6, 8) or not stale_orientation(im):
+            return corners
+        w, h = im.size
+    if orientation == 6:  # shown turned 90 degrees clockwise
+        pts = [(y, h - 1 - x) for x, y in corners]
+    else:
+        pts = [(w - 1 - y, x) for x, y in corners]
+    return (min(pts, key=lambda p: p[0] + p[1]), max(pts, key=lambda p: p[0] - p[1]),
+            max(pts, key=lambda p: p[0] + p[1]), min(pts, key=lambda p: p[0] - p[1]))
 
 
 def split(photos: list[Photo]) -> tuple[list[Photo], list[Photo]]:
@@ -123,6 +142,11 @@ def augment(photo: Photo, rng: random.Random) -> Image.Image:
     if rng.random() < 0.3:
         scale = rng.uniform(0.5, 1.0)
         img = img.resize((max(64, int(img.width * scale)), max(64, int(img.height * scale))), Image.BILINEAR)
+    return retake(img, rng)
+
+
+def retake(img: Image.Image, rng: random.Random) -> Image.Image:
+    """Light, contrast, colour, blur and JPEG changes: what another camera or lamp would do."""
     img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.7, 1.3))
     img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.7, 1.3))
     img = ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4))

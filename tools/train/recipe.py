@@ -14,9 +14,10 @@ Why these choices:
   picture for every symbol it writes, which takes a few steps of attention
   (where was I, where is the next cell): a first run with two layers never got
   past writing empty rows, so it has four.
-- ``max_pixels`` keeps a 640x480 newspaper photo at its own resolution
-  (cells of 25-40 px), which digit reading needs, and bounds the vision
-  encoder's cost on a 2-core CPU.
+- The model reads the grid view (runtime/grid_view.py): the located grid warped
+  to a 448x448 square, 256 merged tokens for every picture. Two runs on whole
+  pictures (190k samples) never got past writing empty rows: finding the grid
+  among newspaper text and reading it in one go was too much at this size.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from ...runtime.grid_view import CONFIG_KEY, GridView
 from ...runtime.prompts import QUESTIONS, SYSTEM_PROMPT
 
 SPLIT_REGEX = (
@@ -40,7 +42,8 @@ TOKENIZER_SEED = 1234
 TOKENIZER_PUZZLES = 3000
 
 MIN_PIXELS = 56 * 56
-MAX_PIXELS = 560 * 560  # 313600: a 640x480 photo keeps its resolution (644x476 after snapping)
+MAX_PIXELS = 448 * 448  # the grid view's size: 16x16 merged tokens
+GRID_VIEW = GridView(size=448, margin=40)  # the grid 368 px wide: 41 px a cell at 9x9, 23 px at 16x16
 
 TEXT = {
     "hidden_size": 256,
@@ -103,7 +106,18 @@ def build_tokenizer_folder(out: Path) -> Path:
 def preprocessor_config() -> dict[str, Any]:
     from ..make_random_model import preprocessor_config as qwen2_vl_processor
 
-    return qwen2_vl_processor(MIN_PIXELS, MAX_PIXELS)
+    return {**qwen2_vl_processor(MIN_PIXELS, MAX_PIXELS), CONFIG_KEY: GRID_VIEW.to_dict()}
+
+
+def untrained_model(folder: str | Path, seed: int = MODEL_SEED):
+    """The randomly initialised model of ``folder``'s config.json: the same weights for the same
+    seed and torch version, so a base folder can travel without its safetensors."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    config = Qwen2VLConfig.from_pretrained(folder)
+    torch.manual_seed(seed)
+    return Qwen2VLForConditionalGeneration(config).float()
 
 
 def build_untrained(out: str | Path, seed: int = MODEL_SEED):
@@ -111,8 +125,7 @@ def build_untrained(out: str | Path, seed: int = MODEL_SEED):
 
     Returns the transformers model (fp32, on CPU).
     """
-    import torch
-    from transformers import GenerationConfig, Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import GenerationConfig, Qwen2VLConfig
 
     from ...runtime.tokenizer import Tokenizer
 
@@ -134,8 +147,8 @@ def build_untrained(out: str | Path, seed: int = MODEL_SEED):
         pad_token_id=sp.endoftext,
     )
     config.architectures = ["Qwen2VLForConditionalGeneration"]
-    torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
+    config.save_pretrained(out)
+    model = untrained_model(out, seed)
     model.save_pretrained(out, safe_serialization=True)
     GenerationConfig(
         bos_token_id=sp.endoftext, pad_token_id=sp.endoftext, eos_token_id=[sp.im_end, sp.endoftext],

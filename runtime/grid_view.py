@@ -1,0 +1,117 @@
+"""The grid view: the puzzle's grid, found in the picture and warped to a fixed square.
+
+Why: a model of a few million parameters reads digits well where every grid
+looks alike (same place, same size, straight lines) and poorly where it must
+first find a bent grid among newspaper text. Warping the located grid to a
+fixed square (with a margin that keeps clues written just outside the grid,
+e.g. sandwich sums and little-killer arrows) turns a photo into something close
+to a clean screenshot, so the model's capacity goes into reading, and every
+image costs the same number of vision tokens.
+
+The view is part of a model's recipe, not of Qwen2-VL's processor: a model
+trained on grid views says so in its ``preprocessor_config.json`` under
+``vlm_sudoku_grid_view`` (transformers ignores the key); models without it, a
+real Qwen2-VL-2B included, see the whole picture exactly as transformers would
+show it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .model_config import ModelFolderError
+
+Point = tuple[float, float]
+Quad = tuple[Point, Point, Point, Point]  # top-left, top-right, bottom-right, bottom-left
+
+CONFIG_KEY = "vlm_sudoku_grid_view"
+
+
+@dataclass(frozen=True)
+class GridView:
+    """A ``size`` x ``size`` picture with the grid's outer border ``margin`` pixels inside each edge."""
+
+    size: int = 448
+    margin: int = 40
+
+    @classmethod
+    def from_preprocessor_config(cls, raw: dict[str, Any]) -> "GridView | None":
+        """The view a model was trained on, or None for a model that sees whole pictures."""
+        spec = raw.get(CONFIG_KEY)
+        if spec is None:
+            return None
+        try:
+            view = cls(size=int(spec["size"]), margin=int(spec["margin"]))
+        except (TypeError, KeyError, ValueError):
+            raise ModelFolderError(f"preprocessor_config.json: {CONFIG_KEY} needs integer 'size' and 'margin', "
+                                   f"got {spec!r}") from None
+        if view.size < 56 or not 0 <= view.margin < view.size // 4:
+            raise ModelFolderError(f"preprocessor_config.json: {CONFIG_KEY} {spec!r} is out of range")
+        return view
+
+    def to_dict(self) -> dict[str, int]:
+        return {"size": self.size, "margin": self.margin}
+
+    @property
+    def target(self) -> Quad:
+        """Where the grid's corners land in the view."""
+        lo, hi = float(self.margin), float(self.size - self.margin)
+        return (lo, lo), (hi, lo), (hi, hi), (lo, hi)
+
+    def warp(self, image: Image.Image, corners: Sequence[Point]) -> Image.Image:
+        """The view of ``image`` whose grid has ``corners`` (top-left, top-right, bottom-right, bottom-left)."""
+        coeffs = perspective_coefficients(self.target, corners)
+        fill = tuple(int(v) for v in image.convert("RGB").resize((1, 1), Image.BILINEAR).getpixel((0, 0)))
+        return image.convert("RGB").transform((self.size, self.size), Image.PERSPECTIVE, coeffs,
+                                              resample=Image.BICUBIC, fillcolor=fill)
+
+    def whole(self, image: Image.Image) -> Image.Image:
+        """The view used when no grid is found: the whole picture, as if it were the grid."""
+        w, h = image.size
+        return self.warp(image, ((0.0, 0.0), (float(w), 0.0), (float(w), float(h)), (0.0, float(h))))
+
+    def of(self, image: Image.Image) -> "Viewed":
+        """Locate the grid and warp it; the whole picture stands in when no grid is found."""
+        from .grid_locate import locate_grid
+
+        start = time.perf_counter()
+        corners = locate_grid(image)
+        view = self.whole(image) if corners is None else self.warp(image, corners)
+        return Viewed(view, corners, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Viewed:
+    """A grid view and where it came from (reported by vlm-solve -v and --json)."""
+
+    image: Image.Image
+    corners: Quad | None  # None: no grid found, the whole picture was used
+    seconds: float
+
+
+def perspective_coefficients(dst: Sequence[Point], src: Sequence[Point]) -> tuple[float, ...]:
+    """The 8 coefficients Pillow's PERSPECTIVE transform takes, mapping ``dst`` points (in the
+    output) to ``src`` points (in the input): x' = (a x + b y + c) / (g x + h y + 1), y' likewise."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(dst, src):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs += [u, v]
+    try:
+        solution = np.linalg.solve(np.asarray(rows, dtype=np.float64), np.asarray(rhs, dtype=np.float64))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"degenerate grid corners {list(src)!r}") from None
+    return tuple(float(v) for v in solution)
+
+
+def load_grid_view(folder: str | Path) -> "GridView | None":
+    """The grid view named in a model or export folder's ``preprocessor_config.json`` (None if absent)."""
+    from .preprocess import read_preprocessor_config
+
+    return GridView.from_preprocessor_config(read_preprocessor_config(folder))

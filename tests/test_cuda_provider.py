@@ -1,0 +1,54 @@
+"""The CUDA path (IO binding, KV cache kept on the GPU) against the CPU provider.
+
+Runs only where onnxruntime-gpu finds a GPU (the GPU machine: see docs/benchmarks.md for the
+command); CI has none and skips the module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ort = pytest.importorskip("onnxruntime")
+if "CUDAExecutionProvider" not in ort.get_available_providers():
+    pytest.skip("onnxruntime has no CUDA provider here", allow_module_level=True)
+
+from vlm_sudoku.runtime.engine import Engine  # noqa: E402
+from vlm_sudoku.runtime.pipeline import Pipeline  # noqa: E402
+from vlm_sudoku.runtime.prompts import QUESTIONS, shared_prompt  # noqa: E402
+
+
+def _image(w: int, h: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def _tokens(engine: Engine, image: Image.Image, n: int = 32) -> tuple[np.ndarray, list[list[int]]]:
+    engine.stop_ids = frozenset()  # random weights: always generate n tokens
+    encoded = engine.encode_image(image)
+    prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens])
+    _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
+    answers = [engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=n).tokens for q in QUESTIONS]
+    return np.asarray(encoded.embeds), answers
+
+
+@pytest.mark.parametrize("which", ["tiny_qwen2_vl_export", "tiny_qwen2_5_vl_export"])
+def test_cuda_io_binding_matches_cpu(which: str, request: pytest.FixtureRequest) -> None:
+    export = request.getfixturevalue(which)
+    cpu = Engine(export, provider="cpu")
+    cuda = Engine(export, provider="cuda")
+    assert cuda.provider_name == "cuda" and cuda._bound, "the CUDA engine must use IO binding"
+    for seed, (w, h) in enumerate([(130, 100), (300, 220)]):
+        image = _image(w, h, seed)
+        cpu_embeds, cpu_tokens = _tokens(cpu, image)
+        cuda_embeds, cuda_tokens = _tokens(cuda, image)
+        assert np.abs(cpu_embeds - cuda_embeds).max() < 1e-3
+        assert cuda_tokens == cpu_tokens
+
+
+def test_cuda_pipeline_solves_through_the_same_answers(tiny_qwen2_vl_export) -> None:
+    """The whole read (shared prefix, both questions) on CUDA says what the CPU says."""
+    image = _image(200, 160, 3)
+    texts = [Pipeline.load(tiny_qwen2_vl_export, provider=p, max_new_tokens=24).read(image) for p in ("cpu", "cuda")]
+    assert texts[0] == texts[1]

@@ -1,0 +1,50 @@
+"""The embedded default model, as README's first command runs it: shipped export, example photo, solution."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vlm_sudoku.runtime.cli import default_model_dir
+from vlm_sudoku.runtime.image_io import load_image
+from vlm_sudoku.runtime.manifest import Manifest
+from vlm_sudoku.solver.puzzle import Puzzle
+from vlm_sudoku.solver.solve import solve
+from vlm_sudoku.tools.train.photos import read_dat
+
+from .paths import ROOT
+from .test_cli_solve import run
+
+EXAMPLE = ROOT / "examples" / "image162.jpg"
+
+
+def test_shipped_model_is_a_valid_export_within_the_size_budget() -> None:
+    folder = default_model_dir()
+    manifest = Manifest.load(folder)
+    assert manifest.architecture == "qwen2_vl"
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert total <= 24_000_000, f"the default model takes {total} bytes"
+    assert "CC-BY-4.0" in (folder / "hf" / "README.md").read_text()  # the photos' attribution
+
+
+def test_readme_example_is_read_and_solved() -> None:
+    truth = Puzzle.create(9, read_dat(EXAMPLE.with_suffix(".dat")))
+    proc = run(str(EXAMPLE), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    expected = "".join("".join(str(v) if v else "." for v in row) for row in truth.givens)
+    assert out["grid"] == expected
+    assert out["status"] == "solved"
+    assert out["solution"] == "".join("".join(map(str, row)) for row in solve(truth).solutions[0])
+
+
+def test_onnx_export_and_pytorch_weights_give_the_same_answers() -> None:
+    pytest.importorskip("torch")
+    from vlm_sudoku.export.torch_backend import TorchPipeline
+    from vlm_sudoku.runtime.pipeline import Pipeline
+
+    image = load_image(EXAMPLE)
+    onnx = Pipeline.load(default_model_dir(), provider="cpu").read(image)
+    torch_answers = TorchPipeline(default_model_dir() / "hf", device="cpu").read(image)
+    assert onnx == torch_answers

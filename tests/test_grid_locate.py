@@ -1,0 +1,92 @@
+"""locate_grid on real pictures: rendered puzzles with known corners, newspaper photos, and no grid at all."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from vlm_sudoku.runtime.grid_locate import locate_grid
+from vlm_sudoku.tools.render import sample
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos_train"
+TOLERANCE = 0.03  # of the grid's side: the renders' corners are exact, the fit is good to ~0.5%
+PHOTO_TOLERANCE = 0.04  # the photo outlines are clicked by hand, a little outside the border line
+
+
+def _error(found, truth) -> float:
+    """Largest corner distance over the mean side length of the true grid."""
+    assert found is not None, "no grid found"
+    t = np.asarray(truth, dtype=float)
+    side = float(np.mean(np.hypot(*(np.roll(t, -1, axis=0) - t).T)))
+    return float(np.max(np.hypot(*(np.asarray(found, dtype=float) - t).T))) / side
+
+
+@pytest.mark.parametrize(
+    ("seed", "style", "kinds"),
+    [
+        (0, "newspaper", "classic"), (5, "newspaper", "all"), (2, "newspaper", "all"),
+        (0, "book", "classic"), (6, "book", "all"), (22, "book", "all"),
+        (1, "app", "classic"), (4, "app", "all"),
+        (3, "app", "all"), (7, "app", "all"), (9, "app", "all"),  # dark themes: light lines on dark
+    ],
+)
+def test_rendered_corners(seed: int, style: str, kinds: str) -> None:
+    item = sample(seed, sizes=(4, 6, 9, 16), kinds=kinds, styles=(style,))
+    assert _error(locate_grid(item.image), item.corners) < TOLERANCE
+
+
+def test_corner_order_is_top_left_clockwise() -> None:
+    item = sample(0, sizes=(9,), styles=("app",))
+    (tl, tr, br, bl) = locate_grid(item.image)
+    assert tl[0] < tr[0] and bl[0] < br[0] and tl[1] < bl[1] and tr[1] < br[1]
+
+
+def _photo_rows() -> list[dict[str, str]]:
+    if not (PHOTOS / "outlines.csv").is_file():
+        pytest.skip(f"no photos at {PHOTOS}")
+    with open(PHOTOS / "outlines.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", ["image1.jpg", "image10.jpg", "image100.jpg", "image1000.jpg", "image1031.jpg"])
+def test_newspaper_photos(name: str) -> None:
+    rows = {Path(r["filepath"]).name: r for r in _photo_rows()}
+    row = rows[name]
+    with Image.open(PHOTOS / name) as im:
+        # the outlines were drawn on the EXIF-rotated picture
+        image = ImageOps.exif_transpose(im).convert("RGB")
+    truth = [(float(row[f"p{i}_x"]), float(row[f"p{i}_y"])) for i in range(1, 5)]
+    assert _error(locate_grid(image), truth) < PHOTO_TOLERANCE
+
+
+def test_huge_image_maps_back_to_input_pixels() -> None:
+    item = sample(0, sizes=(9,), styles=("book",))
+    big = item.image.resize((item.image.width * 5, item.image.height * 5), Image.Resampling.BILINEAR)
+    truth = [(x * 5, y * 5) for x, y in item.corners]
+    assert _error(locate_grid(big), truth) < TOLERANCE
+
+
+def test_no_grid() -> None:
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    blank = Image.new("RGB", (640, 480), "white")
+    text = Image.new("RGB", (640, 480), "white")
+    draw = ImageDraw.Draw(text)
+    for y in range(10, 470, 14):
+        draw.text((10, y), "Place the digits 1-9 once in every row, column and box. " * 2, fill="black")
+    frame = Image.new("RGB", (640, 480), "white")
+    ImageDraw.Draw(frame).rectangle([100, 80, 500, 420], outline="black", width=4)
+    for image in (noise, blank, text, frame, Image.new("L", (1, 1))):
+        assert locate_grid(image) is None
+
+
+def test_tiny_and_grey_images_do_not_crash() -> None:
+    item = sample(1, sizes=(9,), styles=("newspaper",))
+    grey = item.image.convert("L")
+    found = locate_grid(grey)
+    assert found is not None and all(math.isfinite(v) for p in found for v in p)
