@@ -31,7 +31,8 @@ def _one(pipe: Pipeline, image) -> dict[str, float]:
     reading = pipe.read_image(image)
     total = time.perf_counter() - t
     ort = sum(engine.ort_seconds().values()) - before
-    row = {"total": total, "onnxruntime": ort, "other": total - ort, "preprocess": reading.image.preprocess_s,
+    row = {"total": total, "onnxruntime": ort, "other": total - ort,
+           "grid view": reading.viewed.seconds if reading.viewed else 0.0, "preprocess": reading.image.preprocess_s,
            "vision": reading.image.vision_s, "prefix prefill": reading.prefix_s}
     for q, g in reading.answers.items():
         row[f"{q} prefill"] = g.prefill_s
