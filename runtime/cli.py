@@ -235,7 +235,7 @@ def _print_outcome(out) -> None:
         click.echo(result_text(out.puzzle, out.result))
     t = out.timings
     parts = [f"{k} {t[k]:.2f} s" if k == "load" else f"{k} {1000 * t[k]:.0f} ms"
-             for k in ("load", "preprocess", "vision", "prefix_prefill") if k in t and t[k]]
+             for k in ("load", "grid_view", "preprocess", "vision", "prefix_prefill") if k in t and t[k]]
     for q in ("rules", "digits"):
         if f"{q}_tokens" in t:
             parts.append(f"{q} {int(t[f'{q}_tokens'])} tokens {t[f'{q}_prefill'] + t[f'{q}_decode']:.2f} s "
