@@ -129,3 +129,21 @@ def _index(tokens: list[int], value: int, start: int) -> int:
         return tokens.index(value, start)
     except ValueError:
         return len(tokens) + 1
+
+
+def mrope_cos_sin(cfg: ModelConfig, position_ids: np.ndarray, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """The rotary cos and sin (batch, seq, head_dim) that Qwen2-VL's M-RoPE applies at ``position_ids``
+    (3, batch, seq): each frequency band takes its angle from the temporal, height or width position,
+    per ``mrope_section``. Computed here so that a decoder graph can take them as inputs and use
+    plain (or fused) rotary arithmetic; same float32 arithmetic as transformers' rotary embedding.
+    """
+    half = cfg.head_dim // 2
+    inv_freq = (1.0 / (cfg.rope_theta ** (np.arange(0, cfg.head_dim, 2, dtype=np.int64).astype(np.float32)
+                                         / cfg.head_dim))).astype(np.float32)
+    freqs = np.asarray(position_ids, dtype=np.float32)[..., None] * inv_freq  # (3, batch, seq, half)
+    band = np.repeat(np.arange(3), cfg.mrope_section)  # which position axis each frequency uses
+    if len(band) != half:
+        raise ValueError(f"mrope_section {cfg.mrope_section} does not add up to head_dim/2 = {half}")
+    chosen = np.moveaxis(freqs[band, :, :, np.arange(half)], 0, -1)  # (batch, seq, half)
+    emb = np.concatenate([chosen, chosen], axis=-1)
+    return np.cos(emb).astype(dtype), np.sin(emb).astype(dtype)
