@@ -81,6 +81,9 @@ def _summary(manifest: Manifest, reused: bool, out: Path) -> list[str]:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Device PyTorch traces on.")
 @click.option("--tensorrt", is_flag=True, help="Also build TensorRT engines for this GPU (needs TensorRT).")
+@click.option("--fused-decoder", is_flag=True,
+              help="Also write decoder_gqa: the decoder rebuilt with fused operators (GroupQueryAttention); "
+                   "the runtime prefers it.")
 @click.option("--opset", type=click.IntRange(17, 21), default=18, show_default=True, help="ONNX opset.")
 @click.option("--check-tokens", type=click.IntRange(min=0), default=16, show_default=True,
               help="Greedy tokens compared with PyTorch at export time (0: no check).")
@@ -96,6 +99,7 @@ def cli(
     precisions: tuple[str, ...],
     device: str,
     tensorrt: bool,
+    fused_decoder: bool,
     opset: int,
     check_tokens: int,
     check_only: bool,
@@ -124,7 +128,7 @@ def cli(
 
         options = ExportOptions(
             precisions=tuple(dict.fromkeys(precisions)), opset=opset, device=device, tensorrt=tensorrt,
-            check_tokens=check_tokens,
+            fused_decoder=fused_decoder, check_tokens=check_tokens,
         )
         result = export_model(model_dir, export_dir, options, force=force, log=log)
         if as_json:

@@ -48,6 +48,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     device: str = "cpu"
     tensorrt: bool = False
+    fused_decoder: bool = False  # also write decoder_gqa (export/gqa_decoder.py) at each precision
     check_tokens: int = 16  # greedy tokens compared with PyTorch at export time; 0 skips the check
 
     def __post_init__(self) -> None:
@@ -147,6 +148,14 @@ def _export_into(
             say(f"converting {graph} to fp16")
             dst = tmp / io_names.graph_file(graph, "fp16")
             written[(graph, "fp16")] = convert_to_fp16(tmp / io_names.graph_file(graph, "fp32"), dst)
+
+    if options.fused_decoder:
+        from .gqa_decoder import build_decoder
+
+        for precision in options.precisions:
+            say(f"building the fused decoder ({precision})")
+            path = build_decoder(source.path, tmp / io_names.graph_file(io_names.FUSED_DECODER, precision), precision)
+            written[(io_names.FUSED_DECODER, precision)] = external_data_files(path)
 
     graphs = [
         graph_spec(tmp, graph, precision, io_names.graph_file(graph, precision), ext)

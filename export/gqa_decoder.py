@@ -29,24 +29,21 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime import io_names
+from ..runtime.io_names import COS, INPUTS_EMBEDS, LOGITS, NEXT_TOKEN, SEQLENS_K, SIN, TOTAL_SEQUENCE_LENGTH
 from ..runtime.model_config import ModelConfig
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
 
-INPUTS_EMBEDS = "inputs_embeds"
-COS, SIN = "cos", "sin"
-SEQLENS_K = "seqlens_k"  # (batch,) int32: total length - 1 per row
-TOTAL_SEQUENCE_LENGTH = "total_sequence_length"  # () int32
-LOGITS, NEXT_TOKEN = "logits", "next_token"
 
 
 def past_names(layer: int) -> tuple[str, str]:
-    return f"past_key_values.{layer}.key", f"past_key_values.{layer}.value"
+    return io_names.past_key(layer), io_names.past_value(layer)
 
 
 def present_names(layer: int) -> tuple[str, str]:
-    return f"present.{layer}.key", f"present.{layer}.value"
+    return io_names.present_key(layer), io_names.present_value(layer)
 
 
 @dataclass

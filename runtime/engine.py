@@ -36,7 +36,7 @@ from .manifest import Manifest
 from .model_config import GenerationTokens, ModelConfig
 from .preprocess import ImageSettings, num_image_tokens, preprocess
 from .providers import ProviderChoice, choose
-from .rope import get_rope_index
+from .rope import get_rope_index, mrope_cos_sin
 from .tokenizer import Tokenizer
 from .vision_windows import get_window_index
 
@@ -105,10 +105,10 @@ class _Graph:
     def feed(self, name: str, value: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(value, dtype=self.inputs[name])
 
-    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> list[np.ndarray]:
         cast = {k: self.feed(k, v) for k, v in feeds.items() if k in self.inputs}
         t = time.perf_counter()
-        out = self.session.run(None, cast)
+        out = self.session.run(outputs, cast)
         self.seconds += time.perf_counter() - t
         self.calls += 1
         return out
@@ -130,6 +130,7 @@ class Engine:
         precision: str | None = None,
         threads: int | None = None,
         io_binding: bool | None = None,
+        decoder: str = "auto",
     ) -> None:
         start = time.perf_counter()
         self.folder = Path(folder)
@@ -150,6 +151,9 @@ class Engine:
             )
         providers = self.choice.session_providers(self.folder, self.manifest, {"use_tf32": "0"})
         files = {g: self.folder / self.manifest.graph(g, self.precision).file for g in io_names.GRAPHS}
+        self.fused = self._use_fused(decoder)
+        if self.fused:
+            files[io_names.DECODER] = self.folder / self.manifest.graph(io_names.FUSED_DECODER, self.precision).file
         if self.choice.name == "tensorrt":  # EP-context models load the serialized engines without the builder
             trt = self.manifest.tensorrt
             files.update({g: self.folder / f for g, f in (trt.ep_context_files if trt else {}).items()})
@@ -188,6 +192,18 @@ class Engine:
                             f"but config.json says {cfg.model_type}")
         if problems:
             raise ExportMismatchError(f"{self.folder}: files of different models in one export: {problems[0]}")
+
+    def _use_fused(self, decoder: str) -> bool:
+        """Whether to decode with the fused decoder graph: "auto" takes it when the export has it."""
+        have = any(g.name == io_names.FUSED_DECODER and g.precision == self.precision for g in self.manifest.graphs)
+        if decoder not in ("auto", "fused", "optimum"):
+            raise ValueError(f"decoder must be auto, fused or optimum, got {decoder!r}")
+        if decoder == "fused" and not have:
+            from .manifest import ManifestError
+
+            raise ManifestError(f"{self.folder}: no fused {self.precision} decoder in this export "
+                                "(re-run vlm-export with --fused-decoder)")
+        return have and decoder != "optimum"
 
     def _default_precision(self) -> str:
         have = self.manifest.precisions
@@ -255,11 +271,10 @@ class Engine:
 
     def _run_decoder(self, embeds: Any, positions: np.ndarray, total: int, past: Cache | None
                      ) -> tuple[np.ndarray, dict[str, Any]]:
-        mask = np.ones((1, total), dtype=np.int64)
+        extra = self._position_feeds(positions, total)
         if not self._bound:
-            feeds = {io_names.INPUTS_EMBEDS: embeds, io_names.ATTENTION_MASK: mask, io_names.POSITION_IDS: positions,
-                     **(past.values if past is not None else self._empty_past())}
-            out = self.decoder.run(feeds)
+            feeds = {io_names.INPUTS_EMBEDS: embeds, **extra, **(past.values if past is not None else self._empty_past())}
+            out = self.decoder.run(feeds, [io_names.LOGITS, *self.present_names])
             logits = out[0][0, -1].astype(np.float32)
             return logits, dict(zip(self.past_names, out[1:]))
         binding = self.decoder.session.io_binding()
@@ -267,8 +282,8 @@ class Engine:
             binding.bind_cpu_input(io_names.INPUTS_EMBEDS, self.decoder.feed(io_names.INPUTS_EMBEDS, embeds))
         else:
             binding.bind_ortvalue_input(io_names.INPUTS_EMBEDS, embeds)
-        binding.bind_cpu_input(io_names.ATTENTION_MASK, mask)
-        binding.bind_cpu_input(io_names.POSITION_IDS, np.ascontiguousarray(positions, dtype=np.int64))
+        for name, value in extra.items():
+            binding.bind_cpu_input(name, value)
         if past is None:
             for name, value in self._empty_past().items():
                 binding.bind_cpu_input(name, value)
@@ -278,10 +293,22 @@ class Engine:
         binding.bind_output(io_names.LOGITS, self._device, 0)
         for name in self.present_names:
             binding.bind_output(name, self._device, 0)
+        if self.fused:  # its in-graph argmax is for a decode loop that never reads logits (issue 6)
+            binding.bind_output(io_names.NEXT_TOKEN, "cpu")
         self.decoder.run_bound(binding)
         out = binding.get_outputs()
         logits = out[0].numpy()[0, -1].astype(np.float32)
-        return logits, dict(zip(self.past_names, out[1:]))
+        return logits, dict(zip(self.past_names, out[1:1 + len(self.present_names)]))
+
+    def _position_feeds(self, positions: np.ndarray, total: int) -> dict[str, np.ndarray]:
+        """Where the new tokens sit: attention mask + M-RoPE position ids for the optimum decoder; rotary
+        cos/sin and sequence lengths for the fused one (it applies rotary with host-computed angles)."""
+        if not self.fused:
+            return {io_names.ATTENTION_MASK: np.ones((1, total), dtype=np.int64),
+                    io_names.POSITION_IDS: np.ascontiguousarray(positions, dtype=np.int64)}
+        cos, sin = mrope_cos_sin(self.cfg, positions, self.kv_dtype)
+        return {io_names.COS: cos, io_names.SIN: sin, io_names.SEQLENS_K: np.array([total - 1], dtype=np.int32),
+                io_names.TOTAL_SEQUENCE_LENGTH: np.array(total, dtype=np.int32)}
 
     def _embed_next(self, token: int) -> Any:
         ids = np.asarray([[token]], dtype=np.int64)

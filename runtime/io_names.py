@@ -13,6 +13,8 @@ VISION_ENCODER = "vision_encoder"
 EMBED_TOKENS = "embed_tokens"
 DECODER = "decoder_model_merged"
 GRAPHS = (VISION_ENCODER, EMBED_TOKENS, DECODER)
+# Optional: the decoder rebuilt with fused operators (export/gqa_decoder.py, `vlm-export --fused-decoder`).
+FUSED_DECODER = "decoder_gqa"
 PRECISION_SUFFIX = {"fp32": "", "fp16": "_fp16", "int4": "_q4"}
 
 # vision_encoder
@@ -29,7 +31,14 @@ INPUTS_EMBEDS = "inputs_embeds"  # (batch, seq, hidden)
 # decoder_model_merged
 ATTENTION_MASK = "attention_mask"  # (batch, past + seq) int64
 POSITION_IDS = "position_ids"  # (3, batch, seq) int64: M-RoPE temporal/height/width rows
-LOGITS = "logits"  # (batch, seq, vocab)
+LOGITS = "logits"  # (batch, seq, vocab); the fused decoder: (batch, 1, vocab), the last position
+
+# decoder_gqa (besides inputs_embeds, logits and the cache names)
+COS = "cos"  # (batch, seq, head_dim): M-RoPE angles computed on the host (runtime.rope.mrope_cos_sin)
+SIN = "sin"
+SEQLENS_K = "seqlens_k"  # (batch,) int32: total length - 1
+TOTAL_SEQUENCE_LENGTH = "total_sequence_length"  # () int32
+NEXT_TOKEN = "next_token"  # (batch, 1) int64: the greedy token, computed in the graph
 
 
 def past_key(layer: int) -> str:

@@ -16,7 +16,8 @@ if "CUDAExecutionProvider" not in ort.get_available_providers():
 
 from vlm_sudoku.runtime.engine import Engine  # noqa: E402
 from vlm_sudoku.runtime.pipeline import Pipeline  # noqa: E402
-from vlm_sudoku.runtime.prompts import QUESTIONS, shared_prompt  # noqa: E402
+
+from .engine_helpers import shared_prefix_tokens  # noqa: E402
 
 
 def _image(w: int, h: int, seed: int) -> Image.Image:
@@ -24,13 +25,8 @@ def _image(w: int, h: int, seed: int) -> Image.Image:
     return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
 
 
-def _tokens(engine: Engine, image: Image.Image, n: int = 32) -> tuple[np.ndarray, list[list[int]]]:
-    engine.stop_ids = frozenset()  # random weights: always generate n tokens
-    encoded = engine.encode_image(image)
-    prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens])
-    _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
-    answers = [engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=n).tokens for q in QUESTIONS]
-    return np.asarray(encoded.embeds), answers
+def _read(engine: Engine, image: Image.Image) -> tuple[np.ndarray, list[list[int]]]:
+    return np.asarray(engine.encode_image(image).embeds), shared_prefix_tokens(engine, image, 32)
 
 
 @pytest.mark.parametrize("which", ["tiny_qwen2_vl_export", "tiny_qwen2_5_vl_export"])
@@ -41,8 +37,8 @@ def test_cuda_io_binding_matches_cpu(which: str, request: pytest.FixtureRequest)
     assert cuda.provider_name == "cuda" and cuda._bound, "the CUDA engine must use IO binding"
     for seed, (w, h) in enumerate([(130, 100), (300, 220)]):
         image = _image(w, h, seed)
-        cpu_embeds, cpu_tokens = _tokens(cpu, image)
-        cuda_embeds, cuda_tokens = _tokens(cuda, image)
+        cpu_embeds, cpu_tokens = _read(cpu, image)
+        cuda_embeds, cuda_tokens = _read(cuda, image)
         assert np.abs(cpu_embeds - cuda_embeds).max() < 1e-3
         assert cuda_tokens == cpu_tokens
 

@@ -80,3 +80,40 @@ def test_gqa_decoder_matches_transformers(which: str, request: pytest.FixtureReq
         all_embeds = np.concatenate([all_embeds, step_embeds], axis=1)
         all_positions = np.concatenate([all_positions, step_positions], axis=2)
     assert tokens == reference
+
+
+@pytest.fixture(scope="module")
+def fused_export(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_vl_dir: Path) -> Path:
+    from vlm_sudoku.export.exporter import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("fused") / "export"
+    export_model(tiny_qwen2_vl_dir, out, ExportOptions(fused_decoder=True, check_tokens=0))
+    return out
+
+
+@pytest.mark.parametrize("io_binding", [False, True])
+def test_engine_decodes_the_same_with_either_decoder(fused_export: Path, io_binding: bool) -> None:
+    """The runtime's two decoder graphs give the same greedy tokens: image prefix shared by both questions."""
+    from PIL import Image
+
+    from vlm_sudoku.runtime.engine import Engine
+
+    from .engine_helpers import shared_prefix_tokens
+
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 255, (120, 150, 3), dtype=np.uint8))
+    results = []
+    for decoder in ("optimum", "fused"):
+        engine = Engine(fused_export, provider="cpu", decoder=decoder, io_binding=io_binding)
+        assert engine.fused == (decoder == "fused")
+        results.append(shared_prefix_tokens(engine, image, 32))
+    assert results[0] == results[1]
+    assert Engine(fused_export, provider="cpu").fused  # "auto" prefers the fused graph
+
+
+def test_asking_for_a_missing_fused_decoder_is_a_clear_error(tiny_qwen2_vl_export: Path) -> None:
+    from vlm_sudoku.runtime.engine import Engine
+    from vlm_sudoku.runtime.manifest import ManifestError
+
+    assert not Engine(tiny_qwen2_vl_export, provider="cpu").fused
+    with pytest.raises(ManifestError, match="--fused-decoder"):
+        Engine(tiny_qwen2_vl_export, provider="cpu", decoder="fused")

@@ -40,17 +40,19 @@ def test_packaged_graphs_share_the_weights_and_match_transformers(fp16_model, tm
     inline = sum(g["inline_bytes"] for g in summary["graphs"].values())
     assert shared >= 0.9 * weights and inline < 0.1 * shared  # the graphs read the weights; no second copy
     manifest = Manifest.load(out)
-    assert {g.file for g in manifest.graphs} == {"vision_encoder.onnx", "embed_tokens.onnx", "decoder_model_merged.onnx"}
+    assert {g.file for g in manifest.graphs} == {"vision_encoder.onnx", "embed_tokens.onnx", "decoder_model_merged.onnx",
+                                                 "decoder_gqa.onnx"}
 
-    engine = Engine(out, provider="cpu")
-    engine.stop_ids = frozenset()
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (120, 90, 3), dtype=np.uint8))
-    enc = engine.encode_image(image)
-    ids = prompt_ids(engine.tokenizer, QUESTIONS["digits"], [enc.num_tokens])
-    got = engine.generate(ids, images=[enc], max_new_tokens=24).tokens
     baseline = TorchPipeline(out / "hf")  # transformers on the shipped fp16 weights, computed in fp32
-    pixel_values, grid = preprocess(image, engine.image_settings)
-    assert got == baseline.generate_ids(ids, pixel_values, grid, 24, stop=False)
+    for decoder in ("fused", "optimum"):
+        engine = Engine(out, provider="cpu", decoder=decoder)
+        engine.stop_ids = frozenset()
+        enc = engine.encode_image(image)
+        ids = prompt_ids(engine.tokenizer, QUESTIONS["digits"], [enc.num_tokens])
+        got = engine.generate(ids, images=[enc], max_new_tokens=24).tokens
+        pixel_values, grid = preprocess(image, engine.image_settings)
+        assert got == baseline.generate_ids(ids, pixel_values, grid, 24, stop=False)
 
 
 def test_package_refuses_to_overwrite(fp16_model, tmp_path: Path) -> None:

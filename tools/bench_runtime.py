@@ -47,19 +47,24 @@ def _one(pipe: Pipeline, image) -> dict[str, float]:
 @click.option("--repeat", default=3, show_default=True)
 @click.option("--provider", default="auto", show_default=True)
 @click.option("--max-new-tokens", default=512, show_default=True)
-def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str, max_new_tokens: int) -> None:
+@click.option("--decoder", type=click.Choice(["auto", "fused", "optimum"]), default="auto", show_default=True,
+              help="Decoder graph: the fused one (vlm-export --fused-decoder) or optimum's.")
+def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str, max_new_tokens: int,
+         decoder: str) -> None:
     from .train.photos import DEFAULT_DIR
 
     paths = list(images) or [DEFAULT_DIR / n for n in DEFAULT_IMAGES]
     pictures = [load_image(p) for p in paths]
     results: dict[str, list[dict[str, float]]] = {}
     for shared in (True, False):
-        pipe = Pipeline.load(export_dir, provider=provider, max_new_tokens=max_new_tokens, share_prefix=shared)
+        pipe = Pipeline.load(export_dir, provider=provider, max_new_tokens=max_new_tokens, share_prefix=shared,
+                             decoder=decoder)
         _one(pipe, pictures[0])  # warm-up
         rows = [_one(pipe, img) for _ in range(repeat) for img in pictures]
         results["shared prefix" if shared else "no sharing"] = rows
     keys = list(results["shared prefix"][0])
-    click.echo(f"Machine: {describe_cpu()}; provider {pipe.provider_name} ({pipe.precision}); export {export_dir}; "
+    click.echo(f"Machine: {describe_cpu()}; provider {pipe.provider_name} ({pipe.precision}); "
+               f"{'fused' if pipe.engine.fused else 'optimum'} decoder; export {export_dir}; "
                f"{len(pictures)} images x {repeat}")
     click.echo("| stage | " + " | ".join(f"{k} (median)" for k in results) + " |")
     click.echo("|---|" + "---:|" * len(results))

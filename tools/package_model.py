@@ -133,7 +133,7 @@ def package(hf_dir: Path, out: Path, check_tokens: int = 16) -> dict[str, object
     tmp = Path(tempfile.mkdtemp(prefix="vlm-package-", dir=out.parent))
     try:
         export = tmp / "export"
-        export_model(hf_dir, export, ExportOptions(precisions=("fp32",), check_tokens=check_tokens))
+        export_model(hf_dir, export, ExportOptions(precisions=("fp32",), fused_decoder=True, check_tokens=check_tokens))
         staged = tmp / "package"
         shutil.copytree(hf_dir, staged / HF_SUBDIR)
         for f in export.iterdir():
