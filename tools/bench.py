@@ -1,0 +1,283 @@
+"""`vlm-bench`: the transformers baseline and this runtime, side by side in one run on one device.
+
+    vlm-bench --shape qwen2-vl-2b --export EXPORT_DIR --device cuda --json-out docs/benchmarks.json
+    vlm-bench --model MODEL_DIR --export EXPORT_DIR --device cpu --rules-tokens 16 --digits-tokens 8
+
+Every row reads the same 448x448 image and answers the product's two questions with a forced number
+of tokens (rules ~150, digits ~90: stop tokens are ignored), so speed does not depend on what random
+weights happen to say. Rows:
+
+- baseline: transformers ``generate`` on the Hugging Face folder, greedy with a 512 cap (sdpa and eager),
+  and the old slow settings (sampling, 3 beams, 2048 cap);
+- runtime: the export's graphs through ``runtime.engine.Engine`` at every precision and decoder it has
+  (optimum's traced decoder, the fused GroupQueryAttention one), image prefix shared by both questions.
+
+Each row: load s, vision ms, time to first token (vision + prefill + first token), decode tokens/s,
+the whole puzzle's seconds, peak memory, and agreement of its digits tokens with the fp32 greedy
+baseline. The bandwidth floor (language-model weight bytes / measured copy bandwidth) comes last.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from PIL import Image
+
+from .machine import describe_cpu
+
+IMAGE_SIDE = 448
+
+
+@dataclass
+class Row:
+    device: str
+    backend: str  # "transformers" | "onnxruntime"
+    setting: str  # decoding settings or graph variant
+    precision: str
+    cuda_graph: bool
+    load_s: float
+    vision_ms: float
+    ttft_ms: float
+    decode_tok_s: float
+    puzzle_s: float
+    peak_mem_gb: float
+    agreement: float  # share of digits tokens equal to the fp32 greedy baseline's
+
+
+def _image() -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 255, (IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8))
+
+
+def _agreement(tokens: list[int], reference: list[int] | None) -> float:
+    if not reference:
+        return float("nan")
+    n = min(len(tokens), len(reference))
+    return sum(a == b for a, b in zip(tokens[:n], reference[:n])) / len(reference)
+
+
+def _host_peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux: kilobytes
+
+
+# -- transformers baseline ---------------------------------------------------------------------------
+def _baseline_rows(model_dir: Path, device: str, rules_n: int, digits_n: int) -> tuple[list[Row], list[int]]:
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from ..runtime.preprocess import ImageSettings, num_image_tokens, preprocess
+    from ..runtime.prompts import QUESTIONS, prompt_ids
+    from ..runtime.tokenizer import Tokenizer
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    tok = Tokenizer.from_folder(model_dir)
+    settings = ImageSettings.from_json(model_dir)
+    pixel_values, grid = preprocess(_image(), settings)
+    n_img = num_image_tokens(grid, settings.merge_size)
+    prompts = {q: prompt_ids(tok, QUESTIONS[q], [n_img]) for q in ("rules", "digits")}
+    half = torch.bfloat16 if device == "cuda" else torch.float32
+    variants = [("greedy, 512 cap, sdpa", "sdpa", torch.float32, {}),
+                ("greedy, 512 cap, sdpa", "sdpa", half, {}),
+                ("greedy, 512 cap, eager", "eager", half, {}),
+                ("sampling + 3 beams (2048 cap), sdpa", "sdpa", half, {"do_sample": True, "num_beams": 3})]
+    if device != "cuda":  # no half precision on the CPU: one row per setting
+        variants = [v for i, v in enumerate(variants) if v[0] not in (w[0] for w in variants[:i])]
+    rows, reference = [], None
+    for setting, attn, dtype, extra in variants:
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype,
+                                                            attn_implementation=attn).to(device).eval()
+        load_s = time.perf_counter() - t
+        pv = torch.from_numpy(pixel_values).to(device, dtype)
+        g = torch.from_numpy(grid).to(device)
+
+        def sync() -> None:
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        def run(ids: list[int], n: int) -> tuple[float, list[int]]:
+            sync()
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = model.generate(input_ids=torch.tensor([ids], device=device),
+                                     attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
+                                     pixel_values=pv, image_grid_thw=g, max_new_tokens=n, min_new_tokens=n,
+                                     eos_token_id=None, pad_token_id=tok.specials.endoftext,
+                                     **({"do_sample": False, "num_beams": 1, "temperature": None, "top_p": None,
+                                         "top_k": None} if not extra else extra))
+            sync()
+            return time.perf_counter() - t0, out[0, len(ids):].tolist()
+
+        run(prompts["digits"], 2)  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            model.visual(pv, grid_thw=g)
+        sync()
+        vision_s = time.perf_counter() - t0
+        first, _ = run(prompts["digits"], 1)
+        digits_s, digits = run(prompts["digits"], digits_n)
+        rules_s, _ = run(prompts["rules"], rules_n)
+        if reference is None:
+            reference = digits
+        peak = torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else _host_peak_gb()
+        rows.append(Row(device, "transformers", setting, str(dtype).replace("torch.", ""), False, load_s,
+                        1000 * vision_s, 1000 * first, (digits_n - 1) / max(1e-9, digits_s - first),
+                        rules_s + digits_s, peak, _agreement(digits, reference)))
+        del model
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return rows, reference or []
+
+
+# -- this runtime ------------------------------------------------------------------------------------
+def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, reference: list[int] | None
+                  ) -> list[Row]:
+    from ..runtime import io_names
+    from ..runtime.engine import Engine
+    from ..runtime.manifest import Manifest
+    from ..runtime.prompts import shared_prompt
+
+    manifest = Manifest.load(export_dir)
+    provider = "cuda" if device == "cuda" else "cpu"
+    rows = []
+    for precision in manifest.precisions:
+        decoders = ["optimum"] + (["fused"] if any(g.name == io_names.FUSED_DECODER and g.precision == precision
+                                                   for g in manifest.graphs) else [])
+        for decoder in decoders:
+            gpu_before = _gpu_used_gb() if device == "cuda" else 0.0
+            t = time.perf_counter()
+            engine = Engine(export_dir, provider=provider, precision=precision, decoder=decoder)
+            load_s = time.perf_counter() - t
+            engine.stop_ids = frozenset()
+            image = _image()
+
+            def first_token() -> float:
+                t0 = time.perf_counter()
+                encoded = engine.encode_image(image)
+                prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens])
+                _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
+                engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=1)
+                return time.perf_counter() - t0
+
+            def puzzle() -> tuple[float, float, float, list[int]]:
+                t0 = time.perf_counter()
+                encoded = engine.encode_image(image)
+                vision = time.perf_counter() - t0
+                prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens])
+                _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
+                engine.generate(prompt.suffix_ids["rules"], past=cache, max_new_tokens=rules_n)
+                digits = engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=digits_n)
+                rate = (len(digits.tokens) - 1) / max(1e-9, digits.decode_s)
+                return vision, rate, time.perf_counter() - t0, digits.tokens
+
+            puzzle()  # warm-up
+            ttft_s = first_token()
+            vision_s, rate, puzzle_s, digits = puzzle()
+            peak = (_gpu_used_gb() - gpu_before) if device == "cuda" else _host_peak_gb()
+            rows.append(Row(device, "onnxruntime", f"{decoder} decoder, shared prefix", precision, False, load_s,
+                            1000 * vision_s, 1000 * ttft_s, rate, puzzle_s, peak, _agreement(digits, reference)))
+            del engine
+    return rows
+
+
+def _gpu_used_gb() -> float:
+    import subprocess
+
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True, check=False).stdout.split()
+    return float(out[0]) / 1024 if out else float("nan")
+
+
+def _floor(model_dir: Path, device: str) -> str:
+    """Decode-speed ceiling: the language model's weights must be read once per token."""
+    from ..runtime.model_config import ModelConfig
+
+    cfg = ModelConfig.from_folder(model_dir)
+    per_layer = (cfg.hidden_size * (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim
+                 + cfg.num_heads * cfg.head_dim * cfg.hidden_size + 3 * cfg.hidden_size * cfg.intermediate_size)
+    params = cfg.num_layers * per_layer + cfg.vocab_size * cfg.hidden_size
+    if device != "cuda":
+        return f"language model: {params / 1e6:.1f} M parameters ({2 * params / 1e9:.3f} GB in fp16)"
+    import torch
+
+    a = torch.empty(256 * 1024**2, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    b.copy_(a)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(20):
+        b.copy_(a)
+    torch.cuda.synchronize()
+    bandwidth = 2 * 20 * a.numel() / (time.perf_counter() - t)  # read + write
+    ceiling = bandwidth / (2 * params)
+    return (f"language model: {params / 1e9:.2f} B parameters, {2 * params / 1e9:.2f} GB in fp16; copy bandwidth "
+            f"{bandwidth / 1e12:.2f} TB/s: fp16 decode floor {1000 / ceiling:.2f} ms/token, {ceiling:.0f} tokens/s")
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return describe_cpu()
+
+
+@click.command(name="vlm-bench")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Hugging Face folder (default: build random weights of --shape).")
+@click.option("--shape", default="qwen2-vl-2b", show_default=True, help="tools/make_random_model shape, without --model.")
+@click.option("--export", "export_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="vlm-export folder of the same model (runtime rows); without it only the baseline runs.")
+@click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
+@click.option("--rules-tokens", default=150, show_default=True)
+@click.option("--digits-tokens", default=90, show_default=True)
+@click.option("--baseline/--no-baseline", default=True, show_default=True)
+@click.option("--json-out", type=click.Path(path_type=Path), help="Write the rows (with device and command) here.")
+def main(model_dir: Path | None, shape: str, export_dir: Path | None, device: str, rules_tokens: int,
+         digits_tokens: int, baseline: bool, json_out: Path | None) -> None:
+    """Time the transformers baseline and this runtime on one device, in one run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if model_dir is None:
+            from .make_random_model import make_random_model
+
+            click.echo(f"building random weights of {shape}", err=True)
+            model_dir = make_random_model(shape, Path(tmp) / "model", tokenizer=True)
+        rows, reference = [], None
+        if baseline:
+            base, reference = _baseline_rows(model_dir, device, rules_tokens, digits_tokens)
+            rows += base
+        if export_dir is not None:
+            rows += _runtime_rows(export_dir, device, rules_tokens, digits_tokens, reference)
+        floor = _floor(model_dir, device)
+    name = _device_name(device)
+    click.echo(f"Device: {name}; {rules_tokens} + {digits_tokens} tokens a puzzle, {IMAGE_SIDE}x{IMAGE_SIDE} image")
+    click.echo("| backend | setting | precision | CUDA graph | load s | vision ms | TTFT ms | decode tok/s | "
+               "puzzle s | peak mem GB | agreement |")
+    click.echo("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        click.echo(f"| {r.backend} | {r.setting} | {r.precision} | {'yes' if r.cuda_graph else 'no'} | {r.load_s:.2f} | "
+                   f"{r.vision_ms:.1f} | {r.ttft_ms:.1f} | {r.decode_tok_s:.1f} | {r.puzzle_s:.3f} | "
+                   f"{r.peak_mem_gb:.2f} | {100 * r.agreement:.1f}% |")
+    click.echo(floor)
+    if json_out is not None:
+        record = {"device": name, "python": platform.python_version(), "rules_tokens": rules_tokens,
+                  "digits_tokens": digits_tokens, "floor": floor, "rows": [asdict(r) for r in rows]}
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
