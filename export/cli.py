@@ -76,8 +76,10 @@ def _summary(manifest: Manifest, reused: bool, out: Path) -> list[str]:
 @click.argument("model_dir", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "export_dir", required=True, type=click.Path(path_type=Path),
               help="Export folder to write (or to reuse when it already holds this export).")
-@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "fp16"]),
-              default=("fp32",), show_default=True, help="Graph precision; repeat for several.")
+@click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "fp16", "int4"]),
+              default=("fp32",), show_default=True,
+              help="Graph precision; repeat for several. int4: the fused decoder's weights only (needs "
+                   "--fused-decoder and fp32 or fp16 for the other graphs).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Device PyTorch traces on.")
 @click.option("--tensorrt", is_flag=True, help="Also build TensorRT engines for this GPU (needs TensorRT).")
@@ -126,10 +128,13 @@ def cli(
             ctx.exit(code)
         from .exporter import ExportOptions, export_model
 
-        options = ExportOptions(
-            precisions=tuple(dict.fromkeys(precisions)), opset=opset, device=device, tensorrt=tensorrt,
-            fused_decoder=fused_decoder, check_tokens=check_tokens,
-        )
+        try:
+            options = ExportOptions(
+                precisions=tuple(dict.fromkeys(precisions)), opset=opset, device=device, tensorrt=tensorrt,
+                fused_decoder=fused_decoder, check_tokens=check_tokens,
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
         result = export_model(model_dir, export_dir, options, force=force, log=log)
         if as_json:
             click.echo(json.dumps({"reused": result.reused, **result.manifest.to_dict()}, indent=2))

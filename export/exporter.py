@@ -35,7 +35,8 @@ from .errors import ExportError, ModelFolderError, NoDiskSpaceError, OutputFolde
 from .manifest import build_manifest, export_key, external_data_files, graph_spec, write_manifest
 from .source import SourceModelInfo, inspect_model_dir
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int4")
+FLOAT_PRECISIONS = ("fp32", "fp16")  # int4 is the fused decoder only; the other graphs stay float
 DEFAULT_OPSET = 18
 Log = Callable[[str], None]
 
@@ -55,6 +56,9 @@ class ExportOptions:
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad or not self.precisions:
             raise ValueError(f"precision must be among {', '.join(PRECISIONS)}, got {list(self.precisions)}")
+        if "int4" in self.precisions and not (self.fused_decoder and set(self.precisions) & set(FLOAT_PRECISIONS)):
+            raise ValueError("int4 quantizes the fused decoder only: give --fused-decoder and a float precision "
+                             "(fp32 or fp16) for the other graphs, e.g. --precision fp16 --precision int4")
 
     def key_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -154,8 +158,16 @@ def _export_into(
 
         for precision in options.precisions:
             say(f"building the fused decoder ({precision})")
-            path = build_decoder(source.path, tmp / io_names.graph_file(io_names.FUSED_DECODER, precision), precision)
-            written[(io_names.FUSED_DECODER, precision)] = external_data_files(path)
+            target = tmp / io_names.graph_file(io_names.FUSED_DECODER, precision)
+            if precision == "int4":
+                from .int4 import quantize_int4
+
+                staging = tmp / "int4-source" / "decoder_gqa.onnx"
+                quantize_int4(build_decoder(source.path, staging, "fp32"), target)
+                shutil.rmtree(staging.parent)
+            else:
+                build_decoder(source.path, target, precision)
+            written[(io_names.FUSED_DECODER, precision)] = external_data_files(target)
 
     graphs = [
         graph_spec(tmp, graph, precision, io_names.graph_file(graph, precision), ext)
@@ -165,7 +177,8 @@ def _export_into(
     parity: list[ParityReport] = []
     if reference is not None and case is not None:
         say("running the ONNX graphs for the parity check")
-        parity = onnx_reports(tmp, reference, case, options.precisions, options.check_tokens)
+        parity = onnx_reports(tmp, reference, case, [p for p in options.precisions if p in FLOAT_PRECISIONS],
+                              options.check_tokens)
 
     if "fp32" not in options.precisions:  # fp32 was only the conversion source
         for graph in io_names.GRAPHS:

@@ -150,7 +150,8 @@ class Engine:
                 f"{self.folder}: no {self.precision} graphs in this export (it has {', '.join(self.manifest.precisions)})"
             )
         providers = self.choice.session_providers(self.folder, self.manifest, {"use_tf32": "0"})
-        files = {g: self.folder / self.manifest.graph(g, self.precision).file for g in io_names.GRAPHS}
+        files = {g: self.folder / self.manifest.graph(g, self._graph_precision(g)).file for g in io_names.GRAPHS
+                 if g != io_names.DECODER or self.precision != "int4"}
         self.fused = self._use_fused(decoder)
         if self.fused:
             files[io_names.DECODER] = self.folder / self.manifest.graph(io_names.FUSED_DECODER, self.precision).file
@@ -193,6 +194,13 @@ class Engine:
         if problems:
             raise ExportMismatchError(f"{self.folder}: files of different models in one export: {problems[0]}")
 
+    def _graph_precision(self, graph: str) -> str:
+        """int4 covers the fused decoder only: the other graphs run at the export's best float precision."""
+        if self.precision != "int4" or graph == io_names.DECODER:
+            return self.precision
+        have = self.manifest.precisions
+        return "fp16" if self.choice.device == "cuda" and "fp16" in have else ("fp32" if "fp32" in have else "fp16")
+
     def _use_fused(self, decoder: str) -> bool:
         """Whether to decode with the fused decoder graph: "auto" takes it when the export has it."""
         have = any(g.name == io_names.FUSED_DECODER and g.precision == self.precision for g in self.manifest.graphs)
@@ -203,10 +211,12 @@ class Engine:
 
             raise ManifestError(f"{self.folder}: no fused {self.precision} decoder in this export "
                                 "(re-run vlm-export with --fused-decoder)")
+        if self.precision == "int4" and decoder == "optimum":
+            raise ValueError("int4 exists for the fused decoder only")
         return have and decoder != "optimum"
 
     def _default_precision(self) -> str:
-        have = self.manifest.precisions
+        have = [p for p in self.manifest.precisions if p != "int4"]  # int4 is asked for, never implied
         if self.choice.device == "cuda" and "fp16" in have:
             return "fp16"
         return "fp32" if "fp32" in have else have[0]

@@ -117,3 +117,34 @@ def test_asking_for_a_missing_fused_decoder_is_a_clear_error(tiny_qwen2_vl_expor
     assert not Engine(tiny_qwen2_vl_export, provider="cpu").fused
     with pytest.raises(ManifestError, match="--fused-decoder"):
         Engine(tiny_qwen2_vl_export, provider="cpu", decoder="fused")
+
+
+def test_int4_fused_decoder_export_and_decode(tiny_qwen2_vl_dir: Path, tmp_path: Path) -> None:
+    """--precision int4 quantizes the fused decoder's MatMuls (MatMulNBits); the engine decodes with it and
+    reads the image with the float graphs."""
+    import onnx
+    from PIL import Image
+
+    from vlm_sudoku.export.exporter import ExportOptions, export_model
+    from vlm_sudoku.runtime.engine import Engine
+    from vlm_sudoku.runtime.manifest import Manifest
+
+    from .engine_helpers import shared_prefix_tokens
+
+    with pytest.raises(ValueError, match="fused decoder only"):
+        ExportOptions(precisions=("fp32", "int4"))
+    with pytest.raises(ValueError, match="float precision"):
+        ExportOptions(precisions=("int4",), fused_decoder=True)
+    out = tmp_path / "export"
+    export_model(tiny_qwen2_vl_dir, out, ExportOptions(precisions=("fp32", "int4"), fused_decoder=True, check_tokens=0))
+    spec = Manifest.load(out).graph("decoder_gqa", "int4")
+    assert spec.file == "onnx/decoder_gqa_q4.onnx"
+    ops = {n.op_type for n in onnx.load(str(out / spec.file)).graph.node}
+    assert "MatMulNBits" in ops and "MatMul" not in ops
+    assert (out / spec.file).stat().st_size < (out / "onnx" / "decoder_gqa.onnx").stat().st_size / 3
+    engine = Engine(out, provider="cpu", precision="int4")
+    assert engine.fused and engine.precision == "int4"
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 255, (100, 100, 3), dtype=np.uint8))
+    tokens = shared_prefix_tokens(engine, image, 16)
+    assert [len(t) for t in tokens] == [16, 16]
+    assert not Engine(out, provider="cpu").precision == "int4"  # asked for, never the default

@@ -154,8 +154,9 @@ def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, re
     provider = "cuda" if device == "cuda" else "cpu"
     rows = []
     for precision in manifest.precisions:
-        decoders = ["optimum"] + (["fused"] if any(g.name == io_names.FUSED_DECODER and g.precision == precision
-                                                   for g in manifest.graphs) else [])
+        decoders = (["optimum"] if precision != "int4" else []) + (
+            ["fused"] if any(g.name == io_names.FUSED_DECODER and g.precision == precision for g in manifest.graphs)
+            else [])
         for decoder in decoders:
             gpu_before = _gpu_used_gb() if device == "cuda" else 0.0
             t = time.perf_counter()
