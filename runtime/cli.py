@@ -90,6 +90,9 @@ def expand_images(paths: tuple[str, ...]) -> list[Path]:
 @click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=512, show_default=True,
               help="Cap on tokens per answer.")
 @click.option("--threads", type=click.IntRange(1, 1024), default=None, help="CPU threads for onnxruntime.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int4"]), default=None,
+              help="Graphs to run (default: fp16 on a GPU when exported, else fp32); int4 needs an export made "
+                   "with --precision int4 --fused-decoder.")
 @click.option("--grid", metavar="TEXT", help="Puzzle as text: 16/36/81/256 symbols, '.' or '0' for blanks.")
 @click.option("--fpuzzles", metavar="FILE", help="Puzzle in f-puzzles JSON ('-' reads standard input).")
 @click.option("--rules", metavar="FILE", help="Puzzle in the compact rules JSON with a 'grid' ('-' for stdin).")
@@ -97,7 +100,7 @@ def expand_images(paths: tuple[str, ...]) -> list[Path]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per puzzle (the machine contract).")
 @click.option("-v", "--verbose", is_flag=True, help="Report each stage on stderr as it happens, with its time.")
 def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
-         threads: int | None,
+         threads: int | None, precision: str | None,
          grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool,
          verbose: bool) -> None:
     """Read Sudoku puzzles from images with a vision-language model, or take them as text, and solve them."""
@@ -110,7 +113,7 @@ def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend:
         raise click.UsageError("give an image (or a folder of images), or a puzzle with --grid, --fpuzzles or --rules")
     if given:
         sys.exit(_run_text(grid, fpuzzles, rules, ignore, as_json))
-    sys.exit(_run_images(images, model_dir, provider, backend, max_new_tokens, threads, as_json, verbose))
+    sys.exit(_run_images(images, model_dir, provider, backend, max_new_tokens, threads, as_json, verbose, precision))
 
 
 def _run_text(grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool) -> int:
@@ -168,7 +171,8 @@ def default_model_dir() -> Path:
     return Path(__file__).resolve().parent / "default_model"
 
 
-def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: int | None, max_new_tokens: int):
+def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: int | None, max_new_tokens: int,
+                   precision: str | None = None):
     from .pipeline import Pipeline
 
     if backend == "torch":
@@ -182,17 +186,18 @@ def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: 
     if model_dir is None and not (folder / "manifest.json").exists():
         raise InputError("no --model given and the embedded default model is not installed here; "
                          "pass an export folder made by vlm-export")
-    return folder, Pipeline.load(folder, provider=provider, threads=threads, max_new_tokens=max_new_tokens)
+    return folder, Pipeline.load(folder, provider=provider, precision=precision, threads=threads,
+                                 max_new_tokens=max_new_tokens)
 
 
 def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
-                threads: int | None, as_json: bool, verbose: bool) -> int:
+                threads: int | None, as_json: bool, verbose: bool, precision: str | None = None) -> int:
     from .pipeline import outcome_json
 
     stages = _Stages(verbose)
     try:
         paths = expand_images(images)
-        folder, pipeline = _load_pipeline(backend, model_dir, provider, threads, max_new_tokens)
+        folder, pipeline = _load_pipeline(backend, model_dir, provider, threads, max_new_tokens, precision)
         load_s = pipeline.load_s
     except VlmSudokuError as exc:
         return _emit_error(exc, as_json, exc.exit_code)

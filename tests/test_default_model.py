@@ -48,3 +48,9 @@ def test_onnx_export_and_pytorch_weights_give_the_same_answers() -> None:
     onnx = Pipeline.load(default_model_dir(), provider="cpu").read(image)
     torch_answers = TorchPipeline(default_model_dir() / "hf", device="cpu").read(image)
     assert onnx == torch_answers
+
+
+def test_precision_the_export_lacks_is_a_one_line_error() -> None:
+    from .test_cli_solve import assert_one_line_error
+
+    assert_one_line_error(run(str(EXAMPLE), "--precision", "int4"), 1, "no int4 graphs in this export")
