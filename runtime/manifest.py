@@ -12,13 +12,13 @@ The writing side (versions, parity, hashing during export) lives in
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..solver.errors import InputError
 from . import io_names
+from .model_config import read_json_object
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -263,15 +263,8 @@ class Manifest:
     def load(cls, folder: str | Path) -> "Manifest":
         """Read and validate ``folder/manifest.json``, and check that its graph files exist."""
         folder = Path(folder)
-        path = folder / MANIFEST_FILE
-        if not path.is_file():
-            raise ManifestError(f"{folder}: no {MANIFEST_FILE}, so this is not a complete vlm-export folder")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"{path}: unreadable manifest ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{path}: manifest is not a JSON object")
+        raw = read_json_object(folder / MANIFEST_FILE, "manifest", ManifestError,
+                               missing=f"{folder}: no {MANIFEST_FILE}, so this is not a complete vlm-export folder")
         manifest = cls.from_dict(raw)
         missing = [f for g in manifest.graphs for f in (g.file, *g.external_data) if not (folder / f).is_file()]
         if missing:

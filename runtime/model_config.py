@@ -22,6 +22,21 @@ class ModelFolderError(InputError):
     """A folder that is not a usable Qwen2-VL / Qwen2.5-VL model or export."""
 
 
+def read_json_object(path: Path, what: str, error: type[Exception] = ModelFolderError,
+                     missing: str | None = None) -> dict[str, Any]:
+    """The JSON object in ``path``, or ``error`` with a one-line message saying what is wrong with it
+    (absent: ``missing``, default "no such file"; unreadable; not an object)."""
+    if not path.is_file():
+        raise error(missing or f"{path}: no such file")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: unreadable {what} ({exc})") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: {what} is not a JSON object")
+    return raw
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     depth: int
@@ -125,16 +140,9 @@ class ModelConfig:
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> "ModelConfig":
-        path = Path(folder) / "config.json"
-        if not path.is_file():
-            raise ModelFolderError(f"{folder}: no config.json, so this is not a Hugging Face model or export folder")
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelFolderError(f"{path}: unreadable config.json ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ModelFolderError(f"{path}: config.json is not a JSON object")
-        return cls.from_dict(raw)
+        return cls.from_dict(read_json_object(
+            Path(folder) / "config.json", "config.json",
+            missing=f"{folder}: no config.json, so this is not a Hugging Face model or export folder"))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ to a few 1e-2 in ``pixel_values``; the grids agree.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from .image_io import ImageError, ImageSizeError, to_rgb
-from .model_config import ModelFolderError
+from .model_config import ModelFolderError, read_json_object
 
 # transformers.image_utils.OPENAI_CLIP_MEAN / OPENAI_CLIP_STD
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -145,17 +144,7 @@ class ImageSettings:
 def read_preprocessor_config(path: str | Path) -> dict[str, Any]:
     """The JSON object of a ``preprocessor_config.json`` file (or of the one inside a folder)."""
     p = Path(path)
-    if p.is_dir():
-        p = p / "preprocessor_config.json"
-    try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFolderError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFolderError(f"{p}: unreadable preprocessor config ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ModelFolderError(f"{p}: not a JSON object")
-    return raw
+    return read_json_object(p / "preprocessor_config.json" if p.is_dir() else p, "preprocessor config")
 
 
 def _triple(value: Any, name: str) -> tuple[float, float, float]:
