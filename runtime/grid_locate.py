@@ -27,6 +27,8 @@ import math
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .grid_view import UNIT_SQUARE, apply_perspective, perspective_coefficients
+
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
 
@@ -256,8 +258,7 @@ def _max_quad(hull: np.ndarray) -> np.ndarray:
     are the vertices farthest on either side; an n^3 array does it at once.
     """
     d = hull[None, :, :] - hull[:, None, :]  # d[i, k] = p_k - p_i
-    rel = hull[None, :, :] - hull[:, None, :]  # rel[i, m] = p_m - p_i
-    cross = d[:, :, None, 0] * rel[:, None, :, 1] - d[:, :, None, 1] * rel[:, None, :, 0]
+    cross = d[:, :, None, 0] * d[:, None, :, 1] - d[:, :, None, 1] * d[:, None, :, 0]  # (p_k - p_i) x (p_m - p_i)
     pos, neg = cross.max(axis=2), (-cross).max(axis=2)
     i, k = np.unravel_index(np.argmax(pos + neg), pos.shape)
     j, m = int(np.argmax(cross[i, k])), int(np.argmax(-cross[i, k]))
@@ -430,15 +431,7 @@ def _plausible(quad: np.ndarray, image_shape: tuple[int, int]) -> bool:
 # ---------------------------------------------------------------- grid score
 
 
-def _homography(quad: np.ndarray) -> np.ndarray:
-    """Map from the unit square (0,0),(1,0),(1,1),(0,1) to ``quad``."""
-    from .grid_view import perspective_coefficients
-
-    unit = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
-    return np.append(perspective_coefficients(unit, [tuple(p) for p in quad]), 1.0).reshape(3, 3)
-
-
-def _coverage(dil: np.ndarray, hmat: np.ndarray, fracs: tuple[float, ...], inset: float) -> float:
+def _coverage(dil: np.ndarray, coeffs: tuple[float, ...], fracs: tuple[float, ...], inset: float) -> float:
     """Share of points along the lines at ``fracs`` (both directions) that land on ink."""
     s = np.linspace(0.04, 0.96, 48)
     us, vs = [], []
@@ -447,9 +440,8 @@ def _coverage(dil: np.ndarray, hmat: np.ndarray, fracs: tuple[float, ...], inset
         vs += [s, np.full_like(s, f)]
     u = np.clip(np.concatenate(us), inset, 1 - inset)
     v = np.clip(np.concatenate(vs), inset, 1 - inset)
-    p = hmat @ np.vstack([u, v, np.ones_like(u)])
-    x = np.round(p[0] / p[2]).astype(int)
-    y = np.round(p[1] / p[2]).astype(int)
+    px, py = apply_perspective(coeffs, u, v)
+    x, y = np.round(px).astype(int), np.round(py).astype(int)
     h, w = dil.shape
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
     hit = np.zeros(len(x), dtype=bool)
@@ -481,12 +473,12 @@ def _grid_score(comp: np.ndarray, quad: np.ndarray) -> float:
     """
     side = math.sqrt(_area(quad))
     dil2 = _dilate(comp, max(1, round(0.012 * side)))
-    try:
-        hmat = _homography(quad)
+    try:  # from the unit square to the quad
+        coeffs = perspective_coefficients(UNIT_SQUARE, [tuple(p) for p in quad])
     except ValueError:  # three corners on a line: not a grid
         return 0.0
     inset = min(0.02, 1.5 / max(side, 1.0))
-    border = _coverage(dil2, hmat, (0.0, 1.0), inset)
-    inner = max(_coverage(dil2, hmat, fr, 0.0) for fr in INTERIOR_SETS)
-    off = _coverage(_dilate(comp, 1), hmat, OFF_LINES, 0.0)
+    border = _coverage(dil2, coeffs, (0.0, 1.0), inset)
+    inner = max(_coverage(dil2, coeffs, fr, 0.0) for fr in INTERIOR_SETS)
+    off = _coverage(_dilate(comp, 1), coeffs, OFF_LINES, 0.0)
     return border * max(0.0, inner - 0.7 * off)

@@ -31,6 +31,7 @@ Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]  # top-left, top-right, bottom-right, bottom-left
 
 CONFIG_KEY = "vlm_sudoku_grid_view"
+UNIT_SQUARE: Quad = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,13 @@ def perspective_coefficients(dst: Sequence[Point], src: Sequence[Point]) -> tupl
     except np.linalg.LinAlgError:
         raise ValueError(f"degenerate grid corners {list(src)!r}") from None
     return tuple(float(v) for v in solution)
+
+
+def apply_perspective(coeffs: Sequence[float], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map points through :func:`perspective_coefficients`' transform (dst -> src)."""
+    a, b, c, d, e, f, g, h = coeffs
+    w = g * x + h * y + 1
+    return (a * x + b * y + c) / w, (d * x + e * y + f) / w
 
 
 def load_grid_view(folder: str | Path) -> "GridView | None":

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from ...runtime.answers import digits_text
-from ...runtime.grid_view import Point, load_grid_view, perspective_coefficients
+from ...runtime.grid_view import UNIT_SQUARE, Point, apply_perspective, load_grid_view, perspective_coefficients
 from ...runtime.image_io import load_image
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ...runtime.prompts import QUESTIONS, prompt_ids
@@ -190,9 +190,8 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
     tokens = view.size // token_px
     centres = (np.arange(tokens) + 0.5) * token_px
     x, y = np.meshgrid(centres, centres)  # raster order of the merged tokens
-    u, v = _apply(perspective_coefficients(view.target, moved), x.ravel(), y.ravel())
-    unit = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
-    gx, gy = _apply(perspective_coefficients(corners, unit), u, v)
+    u, v = apply_perspective(perspective_coefficients(view.target, moved), x.ravel(), y.ravel())
+    gx, gy = apply_perspective(perspective_coefficients(corners, UNIT_SQUARE), u, v)
     inside = (gx >= 0) & (gx < 1) & (gy >= 0) & (gy < 1)
     col = np.clip((gx * n).astype(np.int64), 0, n - 1)
     row = np.clip((gy * n).astype(np.int64), 0, n - 1)
@@ -200,12 +199,6 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
     out = np.stack([givens[row, col], row, col], axis=1)
     out[~inside] = IGNORE
     return out
-
-
-def _apply(coeffs: Sequence[float], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b, c, d, e, f, g, h = coeffs
-    w = g * x + h * y + 1
-    return (a * x + b * y + c) / w, (d * x + e * y + f) / w
 
 
 def collate(samples: list[Sample], pad_id: int) -> dict:
