@@ -156,17 +156,21 @@ def _export_into(
     if options.fused_decoder:
         from .gqa_decoder import build_decoder
 
-        for precision in options.precisions:
+        fused_fp32 = tmp / io_names.graph_file(io_names.FUSED_DECODER, "fp32")
+        for precision in sorted(set(options.precisions), key=PRECISIONS.index):  # fp32 first: int4's source
             say(f"building the fused decoder ({precision})")
             target = tmp / io_names.graph_file(io_names.FUSED_DECODER, precision)
-            if precision == "int4":
+            if precision != "int4":
+                build_decoder(source.path, target, precision)
+            else:
                 from .int4 import quantize_int4
 
-                staging = tmp / "int4-source" / "decoder_gqa.onnx"
-                quantize_int4(build_decoder(source.path, staging, "fp32"), target)
-                shutil.rmtree(staging.parent)
-            else:
-                build_decoder(source.path, target, precision)
+                if "fp32" in options.precisions:
+                    quantize_int4(fused_fp32, target)
+                else:
+                    staging = tmp / "int4-source" / fused_fp32.name
+                    quantize_int4(build_decoder(source.path, staging, "fp32"), target)
+                    shutil.rmtree(staging.parent)
             written[(io_names.FUSED_DECODER, precision)] = external_data_files(target)
 
     graphs = [

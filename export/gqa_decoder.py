@@ -198,7 +198,7 @@ def build_decoder(model_dir: str | Path, out_path: str | Path, precision: str = 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
                               producer_name="vlm-sudoku")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    large = sum(t.raw_data.__len__() for t in g.initializers) > 1_500_000_000
+    large = sum(len(t.raw_data) for t in g.initializers) > 1_500_000_000
     onnx.save_model(model, str(out_path), save_as_external_data=large,
                     location=out_path.name + ".data" if large else None)
     return out_path

@@ -150,11 +150,13 @@ class Engine:
                 f"{self.folder}: no {self.precision} graphs in this export (it has {', '.join(self.manifest.precisions)})"
             )
         providers = self.choice.session_providers(self.folder, self.manifest, {"use_tf32": "0"})
-        files = {g: self.folder / self.manifest.graph(g, self._graph_precision(g)).file for g in io_names.GRAPHS
-                 if g != io_names.DECODER or self.precision != "int4"}
         self.fused = self._use_fused(decoder)
-        if self.fused:
-            files[io_names.DECODER] = self.folder / self.manifest.graph(io_names.FUSED_DECODER, self.precision).file
+        # int4 covers the fused decoder only: the other graphs run at the precision chosen by default.
+        other = self._default_precision() if self.precision == "int4" else self.precision
+        files = {g: self.folder / self.manifest.graph(g, other).file for g in (io_names.VISION_ENCODER,
+                                                                             io_names.EMBED_TOKENS)}
+        decoder_graph = io_names.FUSED_DECODER if self.fused else io_names.DECODER
+        files[io_names.DECODER] = self.folder / self.manifest.graph(decoder_graph, self.precision).file
         if self.choice.name == "tensorrt":  # EP-context models load the serialized engines without the builder
             trt = self.manifest.tensorrt
             files.update({g: self.folder / f for g, f in (trt.ep_context_files if trt else {}).items()})
@@ -193,13 +195,6 @@ class Engine:
                             f"but config.json says {cfg.model_type}")
         if problems:
             raise ExportMismatchError(f"{self.folder}: files of different models in one export: {problems[0]}")
-
-    def _graph_precision(self, graph: str) -> str:
-        """int4 covers the fused decoder only: the other graphs run at the export's best float precision."""
-        if self.precision != "int4" or graph == io_names.DECODER:
-            return self.precision
-        have = self.manifest.precisions
-        return "fp16" if self.choice.device == "cuda" and "fp16" in have else ("fp32" if "fp32" in have else "fp16")
 
     def _use_fused(self, decoder: str) -> bool:
         """Whether to decode with the fused decoder graph: "auto" takes it when the export has it."""
