@@ -141,7 +141,8 @@ def _export_into(
     if options.check_tokens > 0:
         say(f"running PyTorch for the parity check ({options.check_tokens} tokens)")
         case = ParityCase.synthetic(source.cfg)
-        reference = torch_reference(model, case, options.check_tokens)
+        # optimum moves only the exported wrappers' modules to --device: the rest of the model stays behind.
+        reference = torch_reference(model.to(options.device), case, options.check_tokens)
     del model
     gc.collect()
 
@@ -156,8 +157,10 @@ def _export_into(
     if options.fused_decoder:
         from .gqa_decoder import build_decoder
 
-        fused_fp32 = tmp / io_names.graph_file(io_names.FUSED_DECODER, "fp32")
-        for precision in sorted(set(options.precisions), key=PRECISIONS.index):  # fp32 first: int4's source
+        # int4's source: the fp16 graph when there is one (GroupQueryAttention runs on CUDA in fp16 only, so
+        # that is the int4 graph a GPU can run), else the fp32 one (the CPU's).
+        int4_source = "fp16" if "fp16" in options.precisions else "fp32"
+        for precision in sorted(set(options.precisions), key=PRECISIONS.index):  # int4 last: it needs its source
             say(f"building the fused decoder ({precision})")
             target = tmp / io_names.graph_file(io_names.FUSED_DECODER, precision)
             if precision != "int4":
@@ -165,12 +168,7 @@ def _export_into(
             else:
                 from .int4 import quantize_int4
 
-                if "fp32" in options.precisions:
-                    quantize_int4(fused_fp32, target)
-                else:
-                    staging = tmp / "int4-source" / fused_fp32.name
-                    quantize_int4(build_decoder(source.path, staging, "fp32"), target)
-                    shutil.rmtree(staging.parent)
+                quantize_int4(tmp / io_names.graph_file(io_names.FUSED_DECODER, int4_source), target)
             written[(io_names.FUSED_DECODER, precision)] = external_data_files(target)
 
     graphs = [

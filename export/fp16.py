@@ -217,6 +217,41 @@ def _stream_external_weights(model: onnx.ModelProto, src_dir: Path, dst: Path) -
     return location
 
 
+def drop_repeated_nodes(graph: onnx.GraphProto) -> int:
+    """Remove nodes that repeat an earlier node exactly, and repeated value_info entries; returns how many nodes.
+
+    onnxruntime's converter before 1.32 inserts one ``X_cast_to_fp32`` Cast per consumer of a kept-fp32
+    node's fp16 input, all with the same name and output, and onnxruntime then refuses the graph ("two nodes
+    with same node name"); 1.32 shares one Cast. The repeats are identical, so keeping the first is exact.
+    """
+    seen: set[bytes] = set()
+    produced: set[str] = set()
+    kept = []
+    for node in graph.node:
+        key = node.SerializeToString(deterministic=True)
+        if key in seen:
+            continue
+        clash = produced.intersection(node.output)
+        if clash:
+            raise ValueError(f"fp16 conversion: {sorted(clash)[0]} is written by two different nodes")
+        seen.add(key)
+        produced.update(node.output)
+        kept.append(node)
+    dropped = len(graph.node) - len(kept)
+    if dropped:
+        del graph.node[:]
+        graph.node.extend(kept)
+    infos, names = [], set()
+    for info in graph.value_info:
+        if info.name not in names:
+            names.add(info.name)
+            infos.append(info)
+    if len(infos) != len(graph.value_info):
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
+    return dropped
+
+
 def convert_to_fp16(src: Path, dst: Path) -> list[str]:
     """Write the fp16 variant of the fp32 graph ``src`` to ``dst``; returns external data files.
 
@@ -239,6 +274,7 @@ def convert_to_fp16(src: Path, dst: Path) -> list[str]:
             node_block_list=sorted(keep),
         )
     del model
+    drop_repeated_nodes(converted.graph)
     if not any(t.data_location == onnx.TensorProto.EXTERNAL for t in _all_tensors(converted.graph)):
         return save_onnx(converted, dst)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,9 @@ from ..runtime.io_names import COS, INPUTS_EMBEDS, LOGITS, NEXT_TOKEN, SEQLENS_K
 from ..runtime.model_config import ModelConfig
 
 OPSET = 17
+# onnx's helper writes its own newest IR version (14 for onnx 1.23), which onnxruntime releases before 1.32
+# refuse to load; IR 8 is what opset 17 needs and what the optimum graphs beside this one carry.
+IR_VERSION = 8
 MS_DOMAIN = "com.microsoft"
 
 
@@ -196,7 +199,7 @@ def build_decoder(model_dir: str | Path, out_path: str | Path, precision: str = 
 
     graph = helper.make_graph(g.nodes, "qwen2_vl_gqa_decoder", inputs, outputs, g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
-                              producer_name="vlm-sudoku")
+                              producer_name="vlm-sudoku", ir_version=IR_VERSION)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     large = sum(len(t.raw_data) for t in g.initializers) > 1_500_000_000
     onnx.save_model(model, str(out_path), save_as_external_data=large,

@@ -15,7 +15,7 @@ EXTERNAL_DATA_BYTES = 1_500_000_000  # larger graphs keep their weights beside t
 
 
 def quantize_int4(src: str | Path, dst: str | Path, block_size: int = BLOCK_SIZE) -> Path:
-    """Write ``src`` (an fp32 ONNX graph) with int4 block-quantized MatMul weights to ``dst``."""
+    """Write ``src`` (an fp32 or fp16 ONNX graph) with int4 block-quantized MatMul weights to ``dst``."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 

@@ -4,7 +4,7 @@ One image is encoded once; its prompt prefix (system turn, image, and whatever
 the questions share) is prefilled once; each question then continues from that
 prefix's KV cache. Everything here is numpy + onnxruntime: no torch.
 
-Two ways to move tensors, picked by the provider:
+Ways to move tensors, picked by the provider and the decoder graph:
 - CPU: plain numpy feeds. ORT reads contiguous numpy arrays in place and the
   cache of a small model is a few hundred kilobytes, so there is nothing to save.
 - CUDA / TensorRT: IO binding. The KV cache stays on the GPU between steps
@@ -12,6 +12,14 @@ Two ways to move tensors, picked by the provider:
   the token embedding of each new token is computed on the GPU and bound
   straight into the decoder, and only the last position's logits come back to
   the host for the argmax.
+- The fused decoder with IO binding (so by default on CUDA): a static KV
+  cache (:class:`_StaticKV`), preallocated and bound as both ``past`` and
+  ``present`` (onnxruntime's GroupQueryAttention share-buffer mode). A decode
+  step then moves nothing but its own token: the graph's ``next_token`` lands
+  in a fixed device buffer that the embedding graph reads, its output is the
+  decoder's next input, and 8 bytes come back for the stop check. Every buffer
+  keeps its address, which is what CUDA graphs need (``cuda_graph=True``: each
+  step replays one capture).
 
 The HF-parity rules, each mirroring transformers' Qwen2-VL generate:
 - image embeddings replace the rows of the ``<|image_pad|>`` tokens in order;
@@ -23,6 +31,7 @@ The HF-parity rules, each mirroring transformers' Qwen2-VL generate:
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +44,7 @@ from . import io_names
 from .manifest import Manifest
 from .model_config import GenerationTokens, ModelConfig
 from .preprocess import ImageSettings, num_image_tokens, preprocess
-from .providers import ProviderChoice, choose
+from .providers import ProviderChoice, ProviderError, choose
 from .rope import get_rope_index, mrope_cos_sin
 from .tokenizer import Tokenizer
 from .vision_windows import get_window_index
@@ -63,11 +72,16 @@ class EncodedImage:
 
 @dataclass
 class Cache:
-    """The KV cache after some prefix: arrays (CPU) or OrtValues (GPU), its length and rope delta."""
+    """The KV cache after some prefix: arrays (CPU) or OrtValues (GPU), its length and rope delta.
+
+    Over a static cache ``values`` is the engine's one shared set of buffers: the cache is its first
+    ``length`` positions, valid until something writes below that (``stale``, checked when it is used).
+    """
 
     values: dict[str, Any]
     length: int
     rope_delta: int
+    stale: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -113,11 +127,93 @@ class _Graph:
         self.calls += 1
         return out
 
-    def run_bound(self, binding: Any) -> None:
+    def run_bound(self, binding: Any, run_options: Any = None) -> None:
         t = time.perf_counter()
-        self.session.run_with_iobinding(binding)
+        self.session.run_with_iobinding(binding, run_options)
         self.seconds += time.perf_counter() - t
         self.calls += 1
+
+
+def _ortvalue(shape: tuple[int, ...], dtype: Any, device: str) -> Any:
+    import onnxruntime as ort
+
+    return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), dtype, device, 0)
+
+
+class _StaticKV:
+    """The fused decoder's KV cache, preallocated on the engine's device and bound as past AND present.
+
+    GroupQueryAttention sees the same buffer on both sides (it compares the pointers) and works in place:
+    it writes the new positions at ``seqlens_k + 1 - seq`` onwards and attends to the first
+    ``seqlens_k + 1`` only, so nothing is copied or reallocated per step and every address stays put,
+    which CUDA graphs need. One set of buffers serves every :class:`Cache` handed out over it: a write
+    from position ``start`` on leaves caches of length <= start intact (two questions after one prefix
+    each overwrite only what follows the prefix) and marks longer ones stale.
+    """
+
+    ROUND = 256  # capacities are multiples of this: few distinct sizes, few CUDA graph captures
+    HEADROOM = 512  # room added on growth for the tokens that usually follow (the default max_new_tokens)
+
+    def __init__(self, names: list[str], shape: tuple[int, int, int], dtype: Any, device: str) -> None:
+        self.names, self.shape, self.dtype, self.device = names, shape, dtype, device  # shape: (1, heads, dim)
+        self.values: dict[str, Any] = {}  # one dict for the engine's life: caches keep seeing the current buffers
+        self.capacity = 0
+        self._live: list[weakref.ref[Cache]] = []
+
+    def reserve(self, needed: int, keep: int, exact: bool = False) -> bool:
+        """Room for ``needed`` positions, keeping the first ``keep`` (a host round trip, once per growth);
+        True when the buffers moved (a new CUDA graph is needed)."""
+        import onnxruntime as ort
+
+        if needed <= self.capacity:
+            return False
+        size = needed if exact else -(-(needed + self.HEADROOM) // self.ROUND) * self.ROUND
+        batch, heads, dim = self.shape
+        for name in self.names:
+            host = np.zeros((batch, heads, size, dim), dtype=self.dtype)
+            if keep:
+                host[:, :, :keep] = self.values[name].numpy()[:, :, :keep]
+            self.values[name] = ort.OrtValue.ortvalue_from_numpy(host, self.device, 0)
+        self.capacity = size
+        return True
+
+    def hand_out(self, cache: Cache) -> Cache:
+        self._live.append(weakref.ref(cache))
+        return cache
+
+    def overwrite(self, start: int) -> None:
+        """Positions from ``start`` on are about to be written: caches longer than that are no longer valid."""
+        live = []
+        for ref in self._live:
+            cache = ref()
+            if cache is not None and cache.length > start:
+                cache.stale = True
+            elif cache is not None:
+                live.append(ref)
+        self._live = live
+
+    def check(self, past: Cache) -> None:
+        if past.values is not self.values:
+            raise ValueError("this Cache was not made by this engine's static KV cache")
+        if past.stale:
+            raise ValueError(f"this Cache's {past.length} positions were overwritten by a later prefill or "
+                             "generation (the static KV cache keeps one sequence and the prefixes of it in use)")
+
+
+@dataclass
+class _StepIO:
+    """The fixed device buffers and bindings of one static decode step (rebuilt when the cache grows)."""
+
+    token: Any  # (1, 1) int64: the decoder's next_token output and the embedding graph's input_ids
+    embeds: Any  # (1, 1, hidden): the embedding graph's output and the decoder's inputs_embeds
+    cos: Any  # (1, 1, head_dim), updated in place each step
+    sin: Any
+    seqlens: Any  # (1,) int32: total length - 1, updated in place each step
+    total: Any  # () int32 on the CPU (GroupQueryAttention's CPU input): the cache's capacity, constant
+    logits: Any  # (1, 1, vocab) float32: bound so that no output of a captured step is allocated per run
+    embed_binding: Any = None
+    decoder_binding: Any = None
+    run_options: Any = None  # gpu_graph_id when CUDA graphs are on
 
 
 class Engine:
@@ -131,7 +227,14 @@ class Engine:
         threads: int | None = None,
         io_binding: bool | None = None,
         decoder: str = "auto",
+        static_cache: bool | None = None,
+        cuda_graph: bool = False,
+        max_length: int | None = None,
     ) -> None:
+        """``static_cache``: decode over a preallocated KV cache shared by past and present (None: whenever
+        the fused decoder runs with IO binding); ``max_length``: its first size in positions (it grows when
+        a generation needs more); ``cuda_graph``: replay each decode step as one CUDA graph (CUDA provider,
+        fp16 fused decoder, static cache)."""
         start = time.perf_counter()
         self.folder = Path(folder)
         self.manifest = Manifest.load(self.folder)
@@ -142,6 +245,8 @@ class Engine:
         gen = GenerationTokens.from_folder(self.folder)
         self.stop_ids = frozenset((*self.tokenizer.stop_ids, *gen.eos_token_ids))
         self.choice: ProviderChoice = choose(provider, self.manifest)
+        if cuda_graph and self.choice.name != "cuda":
+            raise ProviderError(f"CUDA graphs need the CUDA provider (this engine runs on {self.choice.name})")
         self.precision = precision or self._default_precision()
         if self.precision not in self.manifest.precisions:
             from .manifest import ManifestError
@@ -151,18 +256,31 @@ class Engine:
             )
         providers = self.choice.session_providers(self.folder, self.manifest, {"use_tf32": "0"})
         self.fused = self._use_fused(decoder)
-        # int4 covers the fused decoder only: the other graphs run at the precision chosen by default.
-        other = self._default_precision() if self.precision == "int4" else self.precision
-        files = {g: self.folder / self.manifest.graph(g, other).file for g in (io_names.VISION_ENCODER,
-                                                                             io_names.EMBED_TOKENS)}
         decoder_graph = io_names.FUSED_DECODER if self.fused else io_names.DECODER
-        files[io_names.DECODER] = self.folder / self.manifest.graph(decoder_graph, self.precision).file
+        files = {io_names.DECODER: self.folder / self.manifest.graph(decoder_graph, self.precision).file}
         if self.choice.name == "tensorrt":  # EP-context models load the serialized engines without the builder
             trt = self.manifest.tensorrt
             files.update({g: self.folder / f for g, f in (trt.ep_context_files if trt else {}).items()})
+        decoder_providers = providers
+        if cuda_graph:  # the decoder's session only: capture is per session, and only decode steps replay
+            decoder_providers = self.choice.session_providers(self.folder, self.manifest,
+                                                              {"use_tf32": "0", "enable_cuda_graph": "1"})
+        self.decoder = _Graph(files[io_names.DECODER], decoder_providers, threads)
+        half = self.decoder.inputs[io_names.INPUTS_EMBEDS] == np.float16
+        if cuda_graph and not (self.fused and half):
+            # GroupQueryAttention has CUDA kernels for fp16/bf16 only: an fp32 graph puts it on the CPU, with
+            # copies around it, and onnxruntime refuses to capture a graph that is not all on the GPU.
+            raise ProviderError("CUDA graphs need an fp16 fused decoder (--precision fp16 or an int4 made from "
+                                f"it, exported with --fused-decoder); this engine runs the {self.precision} "
+                                f"{'fused' if self.fused else 'optimum'} decoder")
+        # int4 covers the fused decoder only: the other graphs run at the float precision its activations use.
+        other = self.precision
+        if self.precision == "int4":
+            other = "fp16" if half and "fp16" in self.manifest.precisions else self._default_precision()
+        for g in (io_names.VISION_ENCODER, io_names.EMBED_TOKENS):
+            files.setdefault(g, self.folder / self.manifest.graph(g, other).file)
         self.vision = _Graph(files[io_names.VISION_ENCODER], providers, threads)
         self.embed = _Graph(files[io_names.EMBED_TOKENS], providers, threads)
-        self.decoder = _Graph(files[io_names.DECODER], providers, threads)
         self.past_names = io_names.past_names(self.cfg.num_layers)
         self.present_names = io_names.present_names(self.cfg.num_layers)
         self._check_graphs_match_config()
@@ -171,6 +289,25 @@ class Engine:
         # buys nothing, but it runs the same code path, which is how the tests check it without a GPU.
         self._bound = self.choice.device == "cuda" if io_binding is None else io_binding
         self._device = self.choice.device
+        self._kv: _StaticKV | None = None
+        self._io: _StepIO | None = None
+        self._graph_id = 0  # gpu_graph_id of the current step capture; 0: none yet
+        self._cuda_graph = cuda_graph
+        if static_cache is None:
+            static_cache = self.fused and self._bound
+        if cuda_graph and not static_cache:
+            raise ValueError("CUDA graphs need the static KV cache (static_cache=True)")
+        if static_cache:
+            if not self.fused:
+                raise ValueError("the static KV cache needs the fused decoder (GroupQueryAttention's shared "
+                                 "past/present buffers)")
+            if io_binding is False:
+                raise ValueError("the static KV cache needs IO binding (io_binding=True or None)")
+            self._bound = True
+            shape = (1, self.cfg.num_kv_heads, self.cfg.head_dim)
+            self._kv = _StaticKV(self.past_names, shape, self.kv_dtype, self._device)
+            if max_length:
+                self._kv.reserve(max_length, 0, exact=True)
         self.load_s = time.perf_counter() - start
 
     def _check_graphs_match_config(self) -> None:
@@ -197,7 +334,8 @@ class Engine:
             raise ExportMismatchError(f"{self.folder}: files of different models in one export: {problems[0]}")
 
     def _use_fused(self, decoder: str) -> bool:
-        """Whether to decode with the fused decoder graph: "auto" takes it when the export has it."""
+        """Whether to decode with the fused decoder graph: "auto" takes it when the export has it, except
+        fp32 on the GPU."""
         have = any(g.name == io_names.FUSED_DECODER and g.precision == self.precision for g in self.manifest.graphs)
         if decoder not in ("auto", "fused", "optimum"):
             raise ValueError(f"decoder must be auto, fused or optimum, got {decoder!r}")
@@ -208,6 +346,8 @@ class Engine:
                                 "(re-run vlm-export with --fused-decoder)")
         if self.precision == "int4" and decoder == "optimum":
             raise ValueError("int4 exists for the fused decoder only")
+        if decoder == "auto" and self.precision == "fp32" and self.choice.device == "cuda":
+            return False  # GroupQueryAttention has no fp32 CUDA kernel: the fp32 fused graph would run it on the CPU
         return have and decoder != "optimum"
 
     def _default_precision(self) -> str:
@@ -215,6 +355,10 @@ class Engine:
         if self.choice.device == "cuda" and "fp16" in have:
             return "fp16"
         return "fp32" if "fp32" in have else have[0]
+
+    @property
+    def static_cache(self) -> bool:
+        return self._kv is not None
 
     @property
     def provider_name(self) -> str:
@@ -266,8 +410,99 @@ class Engine:
             delta, start = past.rope_delta, past.length
             positions = np.broadcast_to(np.arange(start, start + len(ids), dtype=np.int64) + delta, (3, 1, len(ids)))
         total = start + len(ids)
+        if self._kv is not None:
+            if past is not None:
+                self._kv.check(past)
+            return self._prefill_static(embeds, positions, start, total), self._kv.hand_out(
+                Cache(self._kv.values, total, delta))
         logits, values = self._run_decoder(embeds, positions, total, past)
         return logits, Cache(values, total, delta)
+
+    # -- static cache (fused decoder, shared past/present buffers) -----------------------------
+    def _prefill_static(self, embeds: np.ndarray, positions: np.ndarray, start: int, total: int) -> np.ndarray:
+        """Write positions ``start``..``total`` of the static cache; the greedy token goes to the step's token
+        buffer (where the first decode step reads it), the logits to the host. Never captured: shapes vary."""
+        kv = self._kv
+        assert kv is not None
+        self._static_room(total, start)
+        assert self._io is not None
+        binding = self.decoder.session.io_binding()
+        binding.bind_output(io_names.LOGITS, "cpu")
+        binding.bind_ortvalue_output(io_names.NEXT_TOKEN, self._io.token)
+        binding.bind_cpu_input(io_names.INPUTS_EMBEDS, self.decoder.feed(io_names.INPUTS_EMBEDS, embeds))
+        for name, value in self._position_feeds(positions, total).items():
+            binding.bind_cpu_input(name, value)
+        for past, present in zip(self.past_names, self.present_names):
+            binding.bind_ortvalue_input(past, kv.values[past])
+            binding.bind_ortvalue_output(present, kv.values[past])
+        kv.overwrite(start)
+        self.decoder.run_bound(binding, self._run_options("-1"))
+        return binding.get_outputs()[0].numpy()[0, -1].astype(np.float32)
+
+    def _run_options(self, graph_id: str) -> Any:
+        """RunOptions naming the CUDA graph of a run ("-1": run normally, never capture); None without graphs."""
+        if not self._cuda_graph:
+            return None
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.add_run_config_entry("gpu_graph_id", graph_id)
+        return options
+
+    def _static_room(self, needed: int, keep: int) -> None:
+        """Room for ``needed`` positions (keeping the first ``keep``), the step bound over the buffers."""
+        assert self._kv is not None
+        if self._kv.reserve(needed, keep) or self._io is None:
+            self._bind_step()
+
+    def _bind_step(self) -> None:
+        """(Re)build the decode step's fixed buffers and bindings over the current cache buffers; a new
+        CUDA graph id each time, since a captured graph holds the addresses it was captured with."""
+        kv = self._kv
+        assert kv is not None
+        dev, hd = self._device, self.cfg.head_dim
+        io = self._io or _StepIO(
+            token=_ortvalue((1, 1), np.int64, dev),
+            embeds=_ortvalue((1, 1, self.cfg.hidden_size), self.decoder.inputs[io_names.INPUTS_EMBEDS], dev),
+            cos=_ortvalue((1, 1, hd), self.kv_dtype, dev), sin=_ortvalue((1, 1, hd), self.kv_dtype, dev),
+            seqlens=_ortvalue((1,), np.int32, dev), total=_ortvalue((), np.int32, "cpu"),
+            logits=_ortvalue((1, 1, self.cfg.vocab_size), np.float32, dev))
+        # The step's total_sequence_length is the capacity, not the real length: GroupQueryAttention reads it
+        # on the host, so a captured graph keeps the value it was captured with; seqlens_k (on the device)
+        # carries the real length. onnxruntime-genai feeds the same (the static attention mask's width).
+        io.total.update_inplace(np.array(kv.capacity, dtype=np.int32))
+        io.embed_binding = self.embed.session.io_binding()
+        io.embed_binding.bind_ortvalue_input(io_names.INPUT_IDS, io.token)
+        io.embed_binding.bind_ortvalue_output(io_names.INPUTS_EMBEDS, io.embeds)
+        b = io.decoder_binding = self.decoder.session.io_binding()
+        for name, value in ((io_names.INPUTS_EMBEDS, io.embeds), (io_names.COS, io.cos), (io_names.SIN, io.sin),
+                            (io_names.SEQLENS_K, io.seqlens), (io_names.TOTAL_SEQUENCE_LENGTH, io.total)):
+            b.bind_ortvalue_input(name, value)
+        for past, present in zip(self.past_names, self.present_names):
+            b.bind_ortvalue_input(past, kv.values[past])
+            b.bind_ortvalue_output(present, kv.values[past])
+        b.bind_ortvalue_output(io_names.NEXT_TOKEN, io.token)
+        b.bind_ortvalue_output(io_names.LOGITS, io.logits)  # never read: they stay on the device
+        self._graph_id += 1
+        io.run_options = self._run_options(str(self._graph_id))
+        self._io = io
+
+    def _static_step(self, length: int, rope_delta: int) -> int:
+        """One greedy token after ``length`` cached positions, from the token already in the step's buffer.
+
+        Idempotent for the same inputs (it rewrites position ``length`` and the token buffer), which CUDA
+        graph capture relies on: onnxruntime runs the first step of a graph id three times (two warm-ups
+        and the capture)."""
+        io, kv = self._io, self._kv
+        assert io is not None and kv is not None
+        cos, sin = mrope_cos_sin(self.cfg, np.full((3, 1, 1), length + rope_delta, dtype=np.int64), self.kv_dtype)
+        io.cos.update_inplace(cos)
+        io.sin.update_inplace(sin)
+        io.seqlens.update_inplace(np.array([length], dtype=np.int32))
+        self.embed.run_bound(io.embed_binding)
+        kv.overwrite(length)
+        self.decoder.run_bound(io.decoder_binding, io.run_options)
+        return int(io.token.numpy()[0, 0])  # the 8 bytes a step brings back
 
     # -- decoder step (numpy or IO binding) -----------------------------------------------------
     def _empty_past(self) -> dict[str, np.ndarray]:
@@ -337,14 +572,23 @@ class Engine:
     ) -> Generation:
         """Greedy decoding after ``ids`` (and ``past``): stops on a stop token or at ``max_new_tokens``."""
         t0 = time.perf_counter()
-        logits, cache = self.prefill(ids, images, past)
+        if self._kv is not None:
+            start = 0 if past is None else past.length
+            if past is not None:
+                self._kv.check(past)
+            self._static_room(start + len(ids) + max_new_tokens, start)  # buffers never move inside a generation
+            _logits, cache = self.prefill(ids, images, past)
+            assert self._io is not None
+            token = int(self._io.token.numpy()[0, 0])
+        else:
+            logits, cache = self.prefill(ids, images, past)
+            token = int(np.argmax(logits))
         t1 = time.perf_counter()
         tokens: list[int] = []
         shown = ""
         stopped = False
         steps = 0
         while len(tokens) < max_new_tokens:
-            token = int(np.argmax(logits))
             if token in self.stop_ids:
                 stopped = True
                 break
@@ -356,9 +600,14 @@ class Engine:
                     shown = text
             if len(tokens) == max_new_tokens:
                 break
-            position = np.full((3, 1, 1), cache.length + cache.rope_delta, dtype=np.int64)
-            logits, values = self._run_decoder(self._embed_next(token), position, cache.length + 1, cache)
-            cache = Cache(values, cache.length + 1, cache.rope_delta)
+            if self._kv is not None:
+                token = self._static_step(cache.length, cache.rope_delta)
+                cache = Cache(cache.values, cache.length + 1, cache.rope_delta)
+            else:
+                position = np.full((3, 1, 1), cache.length + cache.rope_delta, dtype=np.int64)
+                logits, values = self._run_decoder(self._embed_next(token), position, cache.length + 1, cache)
+                cache = Cache(values, cache.length + 1, cache.rope_delta)
+                token = int(np.argmax(logits))
             steps += 1
         t2 = time.perf_counter()
         text = self.tokenizer.decode(tokens)

@@ -83,9 +83,10 @@ class Pipeline:
 
     @classmethod
     def load(cls, folder: str | Path, provider: str = "auto", precision: str | None = None, threads: int | None = None,
-             max_new_tokens: int = 512, share_prefix: bool = True, decoder: str = "auto") -> "Pipeline":
-        return cls(Engine(folder, provider=provider, precision=precision, threads=threads, decoder=decoder),
-                   max_new_tokens, share_prefix)
+             max_new_tokens: int = 512, share_prefix: bool = True, decoder: str = "auto",
+             cuda_graph: bool = False) -> "Pipeline":
+        return cls(Engine(folder, provider=provider, precision=precision, threads=threads, decoder=decoder,
+                          cuda_graph=cuda_graph), max_new_tokens, share_prefix)
 
     def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
                    on_text: Callable[[str, str], None] | None = None) -> Reading:

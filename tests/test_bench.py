@@ -19,7 +19,8 @@ def test_bench_rows_and_agreement(tiny_qwen2_vl_dir: Path, tmp_path: Path) -> No
     export_model(tiny_qwen2_vl_dir, export, ExportOptions(fused_decoder=True, check_tokens=0))
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(main, ["--model", str(tiny_qwen2_vl_dir), "--export", str(export), "--device", "cpu",
-                                       "--rules-tokens", "10", "--digits-tokens", "12", "--json-out", str(out)])
+                                       "--rules-tokens", "10", "--digits-tokens", "12", "--agree-tokens", "16",
+                                       "--json-out", str(out)])
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     rows = record["rows"]
@@ -30,4 +31,21 @@ def test_bench_rows_and_agreement(tiny_qwen2_vl_dir: Path, tmp_path: Path) -> No
         assert r["decode_tok_s"] > 0 and r["puzzle_s"] > 0 and r["ttft_ms"] > 0
         if r["backend"] == "onnxruntime" or r["setting"].startswith("greedy"):
             assert r["agreement"] == 1.0  # greedy, fp32: the same tokens as the transformers fp32 baseline
+            assert r["first_divergence"] == 16  # none of the 16 free-running tokens differs
     assert "| onnxruntime | fused decoder" in result.output
+
+
+def test_gpu_rows_skip_what_cannot_run_there(tiny_qwen2_vl_dir: Path, tmp_path: Path) -> None:
+    """On CUDA: no fp32 fused row (its attention would run on the CPU), CUDA-graph rows for fused graphs."""
+    from vlm_sudoku.export.exporter import ExportOptions, export_model
+    from vlm_sudoku.runtime.manifest import Manifest
+    from vlm_sudoku.tools.bench import _runtime_variants
+
+    export = tmp_path / "export"
+    export_model(tiny_qwen2_vl_dir, export, ExportOptions(precisions=("fp32", "fp16", "int4"), fused_decoder=True,
+                                                          check_tokens=0))
+    manifest = Manifest.load(export)
+    assert _runtime_variants(manifest, "cuda") == [
+        ("fp32", "optimum", False), ("fp16", "optimum", False), ("fp16", "fused", False), ("fp16", "fused", True),
+        ("int4", "fused", False), ("int4", "fused", True)]
+    assert ("fp32", "fused", False) in _runtime_variants(manifest, "cpu")

@@ -48,3 +48,25 @@ def test_cuda_pipeline_solves_through_the_same_answers(tiny_qwen2_vl_export) -> 
     image = _image(200, 160, 3)
     texts = [Pipeline.load(tiny_qwen2_vl_export, provider=p, max_new_tokens=24).read(image) for p in ("cpu", "cuda")]
     assert texts[0] == texts[1]
+
+
+@pytest.fixture(scope="module")
+def fused_fp16_export(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_vl_dir):
+    from vlm_sudoku.export.exporter import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("fused_fp16") / "export"
+    export_model(tiny_qwen2_vl_dir, out, ExportOptions(precisions=("fp32", "fp16"), fused_decoder=True, check_tokens=0))
+    return out
+
+
+def test_cuda_graph_decode_matches_the_uncaptured_static_path(fused_fp16_export) -> None:
+    """Decode steps replayed from one CUDA graph give the tokens of the same static-cache steps run normally;
+    the second question after the shared prefix replays the graph the first one captured."""
+    plain = Engine(fused_fp16_export, provider="cuda", precision="fp16")
+    graphed = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=True)
+    assert plain._kv is not None and graphed._kv is not None
+    image = _image(160, 120, 4)
+    assert shared_prefix_tokens(graphed, image, 48) == shared_prefix_tokens(plain, image, 48)
+    assert graphed._graph_id == 1  # one capture served both questions
+    growing = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=True, max_length=8)
+    assert shared_prefix_tokens(growing, image, 48) == shared_prefix_tokens(plain, image, 48)

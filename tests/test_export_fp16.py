@@ -118,3 +118,36 @@ def test_external_data_graphs_convert_by_streaming(
     ]
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], outs[2])
+
+
+def _graph_with_repeated_cast(clash: bool = False):
+    """x -> Cast (twice, as onnxruntime < 1.32's fp16 converter writes it) -> Add; or two different writers."""
+    from onnx import TensorProto, helper
+
+    cast = helper.make_node("Cast", ["x"], ["x_cast_to_fp32"], to=TensorProto.FLOAT, name="x_cast_to_fp32_node")
+    other = helper.make_node("Relu", ["x32"], ["x_cast_to_fp32"], name="relu") if clash else cast
+    info = helper.make_tensor_value_info("x_cast_to_fp32", TensorProto.FLOAT, [2])
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x16"], ["x"], to=TensorProto.FLOAT16, name="to16"), cast, other,
+         helper.make_node("Add", ["x_cast_to_fp32", "x_cast_to_fp32"], ["y"], name="add")],
+        "g", [helper.make_tensor_value_info("x16", TensorProto.FLOAT, [2]),
+              helper.make_tensor_value_info("x32", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], value_info=[info, info])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_repeated_casts_of_older_converters_are_dropped() -> None:
+    import onnxruntime as ort
+
+    from vlm_sudoku.export.fp16 import drop_repeated_nodes
+
+    model = _graph_with_repeated_cast()
+    assert drop_repeated_nodes(model.graph) == 1
+    assert [n.name for n in model.graph.node] == ["to16", "x_cast_to_fp32_node", "add"]
+    assert len(model.graph.value_info) == 1
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.array([1.5, -2.0], dtype=np.float32)
+    assert np.array_equal(session.run(None, {"x16": x, "x32": x})[0], 2 * x)
+    clashing = _graph_with_repeated_cast(clash=True)
+    with pytest.raises(ValueError, match="two different nodes"):
+        drop_repeated_nodes(clashing.graph)

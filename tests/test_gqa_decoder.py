@@ -148,3 +148,155 @@ def test_int4_fused_decoder_export_and_decode(tiny_qwen2_vl_dir: Path, tmp_path:
     tokens = shared_prefix_tokens(engine, image, 16)
     assert [len(t) for t in tokens] == [16, 16]
     assert Engine(out, provider="cpu").precision != "int4"  # asked for, never the default
+
+
+def test_int4_from_the_fp16_decoder(tiny_qwen2_vl_dir: Path, tmp_path: Path) -> None:
+    """With fp16 in the export, int4 quantizes the fp16 fused decoder (the one GroupQueryAttention can run on
+    CUDA); the engine then reads images with the fp16 graphs, and its logits are those of the int4 graph made
+    from fp32 weights, up to fp16 rounding."""
+    from PIL import Image
+
+    from vlm_sudoku.export.exporter import ExportOptions, export_model
+    from vlm_sudoku.runtime.engine import Engine
+    from vlm_sudoku.runtime.prompts import QUESTIONS, prompt_ids
+
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (100, 100, 3), dtype=np.uint8))
+    logits = {}
+    for precisions in (("fp32", "fp16", "int4"), ("fp32", "int4")):
+        out = tmp_path / "-".join(precisions)
+        export_model(tiny_qwen2_vl_dir, out, ExportOptions(precisions=precisions, fused_decoder=True, check_tokens=0))
+        import onnx
+
+        # onnxruntime before 1.32 refuses IR 14 (what onnx 1.23's helper writes by default)
+        assert {onnx.load(str(f), load_external_data=False).ir_version for f in (out / "onnx").glob("*.onnx")} <= {8}
+        engine = Engine(out, provider="cpu", precision="int4")
+        half = "fp16" in precisions
+        assert (engine.decoder.inputs["inputs_embeds"] == np.float16) == half
+        assert (engine.embed.session.get_outputs()[0].type == "tensor(float16)") == half
+        encoded = engine.encode_image(image)
+        ids = prompt_ids(engine.tokenizer, QUESTIONS["digits"], [encoded.num_tokens])
+        logits[half] = engine.prefill(ids, [encoded])[0]
+        assert len(engine.generate(ids, images=[encoded], max_new_tokens=8).tokens) <= 8
+    assert np.corrcoef(logits[True], logits[False])[0, 1] > 0.99  # (random weights: the argmax is a near-tie)
+
+
+# -- the static KV cache: past and present bound to one preallocated buffer (GroupQueryAttention share-buffer) --
+
+
+def _static_pair(export: Path, **static: object) -> tuple[object, object]:
+    """(plain numpy-feed engine, static-cache engine) over the same fused export, stop tokens ignored."""
+    from vlm_sudoku.runtime.engine import Engine
+
+    plain = Engine(export, provider="cpu")
+    static_engine = Engine(export, provider="cpu", io_binding=True, **static)
+    assert plain._kv is None and static_engine._kv is not None
+    for engine in (plain, static_engine):
+        engine.stop_ids = frozenset()
+    return plain, static_engine
+
+
+@pytest.mark.parametrize("grow", [False, True])
+def test_static_cache_decodes_as_the_plain_path(fused_export: Path, grow: bool) -> None:
+    """Greedy tokens through the shared past/present buffer (CPU EP, IO binding) equal the plain path's, for two
+    questions continued from one prefix and for single prompts. grow: the buffer first holds the prefix and a
+    few positions more, so each question grows it (copying the cached prefix over) before its prefill."""
+    from PIL import Image
+
+    from vlm_sudoku.runtime.engine import Engine
+    from vlm_sudoku.runtime.prompts import QUESTIONS, shared_prompt
+
+    from .engine_helpers import shared_prefix_tokens
+
+    image = Image.fromarray(np.random.default_rng(11).integers(0, 255, (110, 140, 3), dtype=np.uint8))
+    probe = Engine(fused_export, provider="cpu")
+    encoded = probe.encode_image(image)
+    prompt = shared_prompt(probe.tokenizer, [encoded.num_tokens])
+    plain, static_engine = _static_pair(fused_export, max_length=len(prompt.prefix_ids) + 4 if grow else None)
+    assert shared_prefix_tokens(static_engine, image, 40) == shared_prefix_tokens(plain, image, 40)
+    assert static_engine._graph_id == (2 if grow else 1)  # a new step binding (a new CUDA graph) per move
+    for q in QUESTIONS:
+        one = [e.generate(prompt.full(q), images=[encoded], max_new_tokens=24).tokens for e in (plain, static_engine)]
+        assert one[0] == one[1], q
+    assert static_engine._kv.capacity % static_engine._kv.ROUND == 0
+
+
+def test_static_cache_fp16(tmp_path: Path, tiny_qwen2_vl_dir: Path) -> None:
+    """The fp16 fused decoder (the one CUDA graphs run) through the static cache: fp16 cos/sin/cache buffers."""
+    from PIL import Image
+
+    from vlm_sudoku.export.exporter import ExportOptions, export_model
+    from vlm_sudoku.runtime.engine import Engine
+
+    from .engine_helpers import shared_prefix_tokens
+
+    out = tmp_path / "export"
+    export_model(tiny_qwen2_vl_dir, out, ExportOptions(precisions=("fp32", "fp16"), fused_decoder=True, check_tokens=0))
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 255, (120, 150, 3), dtype=np.uint8))
+    engines = [Engine(out, provider="cpu", precision="fp16", io_binding=b) for b in (False, True)]
+    assert engines[1]._kv is not None and engines[1]._kv.dtype == np.float16
+    assert shared_prefix_tokens(engines[0], image, 32) == shared_prefix_tokens(engines[1], image, 32)
+
+
+def test_static_cache_is_written_in_place(fused_export: Path) -> None:
+    """The prefill writes the same keys and values into the shared buffer as the growing cache holds, and a
+    question after the prefix leaves the prefix's positions as they were."""
+    from PIL import Image
+
+    from vlm_sudoku.runtime.prompts import shared_prompt
+
+    plain, static_engine = _static_pair(fused_export, max_length=64)
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 255, (90, 90, 3), dtype=np.uint8))
+    encoded = plain.encode_image(image)
+    prompt = shared_prompt(plain.tokenizer, [encoded.num_tokens])
+    _, want = plain.prefill(prompt.prefix_ids, [encoded])
+    logits, got = static_engine.prefill(prompt.prefix_ids, [encoded])
+    assert got.length == want.length and int(static_engine._io.token.numpy()[0, 0]) == int(logits.argmax())
+    n = got.length
+    before = {k: v.numpy()[:, :, :n].copy() for k, v in got.values.items()}
+    for name, value in want.values.items():
+        assert np.abs(before[name] - value).max() < 1e-5, name
+    static_engine.generate(prompt.suffix_ids["rules"], past=got, max_new_tokens=8)
+    for name, value in got.values.items():
+        assert np.array_equal(value.numpy()[:, :, :n], before[name]), name
+
+
+def test_static_cache_refuses_an_overwritten_prefix(fused_export: Path) -> None:
+    """One buffer holds one sequence: a cache whose positions a later write replaced is an error when used."""
+    plain, static_engine = _static_pair(fused_export)
+    _, first = static_engine.prefill([1, 2, 3, 4, 5, 6])
+    _, longer = static_engine.prefill([7, 8], past=first)  # extends first: both valid
+    assert static_engine.generate([9], past=longer, max_new_tokens=3).tokens
+    assert static_engine.generate([9], past=first, max_new_tokens=3).tokens  # rewrites from position 6 on
+    assert longer.stale and not first.stale
+    with pytest.raises(ValueError, match="overwritten"):
+        static_engine.generate([9], past=longer, max_new_tokens=3)
+    static_engine.prefill([10, 11])  # a new sequence from position 0
+    with pytest.raises(ValueError, match="overwritten"):
+        static_engine.generate([9], past=first, max_new_tokens=3)
+    with pytest.raises(ValueError, match="not made by this engine"):
+        static_engine.generate([9], past=plain.prefill([1, 2, 3])[1], max_new_tokens=3)
+
+
+def test_static_cache_grows_for_max_new_tokens_past_its_size(fused_export: Path) -> None:
+    plain, static_engine = _static_pair(fused_export, max_length=12)
+    ids = list(range(3, 13))
+    assert static_engine._kv.capacity == 12
+    want = plain.generate(ids, max_new_tokens=300)
+    got = static_engine.generate(ids, max_new_tokens=300)
+    assert got.tokens == want.tokens and len(got.tokens) == 300 and got.steps == 299
+    assert static_engine._kv.capacity >= len(ids) + 300
+
+
+def test_static_cache_and_cuda_graph_options_are_checked(fused_export: Path, tiny_qwen2_vl_export: Path) -> None:
+    from vlm_sudoku.runtime.engine import Engine
+    from vlm_sudoku.runtime.providers import ProviderError
+
+    with pytest.raises(ProviderError, match="CUDA graphs need the CUDA provider") as err:
+        Engine(fused_export, provider="cpu", cuda_graph=True)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="needs the fused decoder"):
+        Engine(tiny_qwen2_vl_export, provider="cpu", static_cache=True)
+    with pytest.raises(ValueError, match="needs IO binding"):
+        Engine(fused_export, provider="cpu", static_cache=True, io_binding=False)
+    assert Engine(fused_export, provider="cpu", static_cache=True)._bound  # static implies IO binding
+    assert Engine(fused_export, provider="cpu", io_binding=True, static_cache=False)._kv is None

@@ -50,7 +50,8 @@ class Row:
     decode_tok_s: float
     puzzle_s: float
     peak_mem_gb: float
-    agreement: float  # share of digits tokens equal to the fp32 greedy baseline's
+    agreement: float  # teacher-forced: share of the fp32 baseline's greedy tokens this row predicts too
+    first_divergence: int | None = None  # free-running greedy: first token unlike the baseline's (None: not run)
 
 
 def _image() -> Image.Image:
@@ -58,11 +59,19 @@ def _image() -> Image.Image:
     return Image.fromarray(rng.integers(0, 255, (IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8))
 
 
-def _agreement(tokens: list[int], reference: list[int] | None) -> float:
+def _agreement(predicted: list[int], reference: list[int] | None) -> float:
+    """Share of the reference tokens a row predicts when fed the reference's own prefix (teacher forcing):
+    one near-tie does not turn every later token into a disagreement, as free-running comparison does."""
     if not reference:
         return float("nan")
-    n = min(len(tokens), len(reference))
-    return sum(a == b for a, b in zip(tokens[:n], reference[:n])) / len(reference)
+    return sum(a == b for a, b in zip(predicted, reference)) / len(reference)
+
+
+def _first_divergence(tokens: list[int], reference: list[int] | None) -> int | None:
+    """Index of the first free-running token that differs from the reference (its length: none differs)."""
+    if not reference:
+        return None
+    return next((i for i, (a, b) in enumerate(zip(tokens, reference)) if a != b), len(reference))
 
 
 def _host_peak_gb() -> float:
@@ -70,7 +79,8 @@ def _host_peak_gb() -> float:
 
 
 # -- transformers baseline ---------------------------------------------------------------------------
-def _baseline_rows(model_dir: Path, device: str, rules_n: int, digits_n: int) -> tuple[list[Row], list[int]]:
+def _baseline_rows(model_dir: Path, device: str, rules_n: int, digits_n: int, agree_n: int
+                   ) -> tuple[list[Row], list[int]]:
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -128,14 +138,27 @@ def _baseline_rows(model_dir: Path, device: str, rules_n: int, digits_n: int) ->
         sync()
         vision_s = time.perf_counter() - t0
         first, _ = run(prompts["digits"], 1)
-        digits_s, digits = run(prompts["digits"], digits_n)
+        digits_s, _digits = run(prompts["digits"], digits_n)
         rules_s, _ = run(prompts["rules"], rules_n)
-        if reference is None:
-            reference = digits
         peak = torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else _host_peak_gb()
+        free = None
+        if not extra:  # greedy rows: the first (fp32) one is the reference the other rows are held to
+            free = run(prompts["digits"], agree_n)[1]
+            reference = reference or free
+
+        def teacher_forced(ids: list[int], target: list[int]) -> list[int]:
+            """The greedy choice at each position of ``target`` given its true prefix: one forward pass."""
+            full = torch.tensor([ids + target[:-1]], device=device)
+            with torch.no_grad():
+                logits = model(input_ids=full, attention_mask=torch.ones_like(full), pixel_values=pv,
+                               image_grid_thw=g).logits[0]
+            return logits[len(ids) - 1:].argmax(-1).tolist()
+
         rows.append(Row(device, "transformers", setting, str(dtype).replace("torch.", ""), False, load_s,
                         1000 * vision_s, 1000 * first, (digits_n - 1) / max(1e-9, digits_s - first),
-                        rules_s + digits_s, peak, _agreement(digits, reference)))
+                        rules_s + digits_s, peak, _agreement(teacher_forced(prompts["digits"], reference), reference),
+                        _first_divergence(free, reference) if free is not None else None))
+        click.echo(json.dumps(asdict(rows[-1])), err=True)
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -143,8 +166,27 @@ def _baseline_rows(model_dir: Path, device: str, rules_n: int, digits_n: int) ->
 
 
 # -- this runtime ------------------------------------------------------------------------------------
-def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, reference: list[int] | None
-                  ) -> list[Row]:
+def _runtime_variants(manifest: Any, device: str) -> list[tuple[str, str, bool]]:
+    """(precision, decoder, CUDA graph) of every row an export allows on ``device``.
+
+    Not run: the fp32 fused decoder on the GPU (GroupQueryAttention has CUDA kernels for fp16/bf16 only, so
+    onnxruntime would run attention on the CPU), and CUDA graphs for any graph that is not fp16 fused."""
+    from ..runtime import io_names
+
+    fused = {g.precision for g in manifest.graphs if g.name == io_names.FUSED_DECODER}
+    out = []
+    for precision in manifest.precisions:
+        if precision != "int4":
+            out.append((precision, "optimum", False))
+        if precision in fused and not (device == "cuda" and precision == "fp32"):
+            out.append((precision, "fused", False))
+            if device == "cuda":
+                out.append((precision, "fused", True))
+    return out
+
+
+def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, reference: list[int] | None,
+                  agree_n: int) -> list[Row]:
     from ..runtime import io_names
     from ..runtime.engine import Engine
     from ..runtime.manifest import Manifest
@@ -153,45 +195,65 @@ def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, re
     manifest = Manifest.load(export_dir)
     provider = "cuda" if device == "cuda" else "cpu"
     rows = []
-    for precision in manifest.precisions:
-        decoders = (["optimum"] if precision != "int4" else []) + (
-            ["fused"] if any(g.name == io_names.FUSED_DECODER and g.precision == precision for g in manifest.graphs)
-            else [])
-        for decoder in decoders:
-            gpu_before = _gpu_used_gb() if device == "cuda" else 0.0
-            t = time.perf_counter()
-            engine = Engine(export_dir, provider=provider, precision=precision, decoder=decoder)
-            load_s = time.perf_counter() - t
-            engine.stop_ids = frozenset()
-            image = _image()
+    for precision, decoder, cuda_graph in _runtime_variants(manifest, device):
+        gpu_before = _gpu_used_gb() if device == "cuda" else 0.0
+        t = time.perf_counter()
+        try:
+            engine = Engine(export_dir, provider=provider, precision=precision, decoder=decoder,
+                            cuda_graph=cuda_graph)
+        except Exception as exc:  # an fp32-sourced int4 graph cannot take CUDA graphs: say so, keep going
+            click.echo(f"skipped {precision} {decoder} (CUDA graph {cuda_graph}): {exc}", err=True)
+            continue
+        load_s = time.perf_counter() - t
+        engine.stop_ids = frozenset()
+        image = _image()
 
-            def with_prefix():
-                """The image encoded and the shared prompt prefix prefilled, as the runtime's pipeline does."""
-                encoded = engine.encode_image(image)
-                prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens])
-                return encoded, prompt, engine.prefill(prompt.prefix_ids, [encoded])[1]
+        def with_prefix():
+            """The image encoded and the shared prompt prefix prefilled, as the runtime's pipeline does."""
+            encoded = engine.encode_image(image)
+            prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens])
+            return encoded, prompt, engine.prefill(prompt.prefix_ids, [encoded])[1]
 
-            def first_token() -> float:
-                t0 = time.perf_counter()
-                _encoded, prompt, cache = with_prefix()
-                engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=1)
-                return time.perf_counter() - t0
+        def first_token() -> float:
+            t0 = time.perf_counter()
+            _encoded, prompt, cache = with_prefix()
+            engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=1)
+            return time.perf_counter() - t0
 
-            def puzzle() -> tuple[float, float, float, list[int]]:
-                t0 = time.perf_counter()
-                encoded, prompt, cache = with_prefix()
-                engine.generate(prompt.suffix_ids["rules"], past=cache, max_new_tokens=rules_n)
-                digits = engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=digits_n)
-                rate = (len(digits.tokens) - 1) / max(1e-9, digits.decode_s)
-                return (encoded.preprocess_s + encoded.vision_s, rate, time.perf_counter() - t0, digits.tokens)
+        def puzzle() -> tuple[float, float, float]:
+            t0 = time.perf_counter()
+            encoded, prompt, cache = with_prefix()
+            engine.generate(prompt.suffix_ids["rules"], past=cache, max_new_tokens=rules_n)
+            digits = engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=digits_n)
+            rate = (len(digits.tokens) - 1) / max(1e-9, digits.decode_s)
+            return encoded.preprocess_s + encoded.vision_s, rate, time.perf_counter() - t0
 
-            puzzle()  # warm-up
+        def teacher_forced(target: list[int]) -> list[int]:
+            _encoded, prompt, cache = with_prefix()
+            logits, cache = engine.prefill(prompt.suffix_ids["digits"], past=cache)
+            predicted = []
+            for token in target:
+                predicted.append(int(np.argmax(logits)))
+                logits, cache = engine.prefill([token], past=cache)
+            return predicted
+
+        try:
+            puzzle()  # warm-up (and the CUDA graph's capture)
             ttft_s = first_token()
-            vision_s, rate, puzzle_s, digits = puzzle()
+            vision_s, rate, puzzle_s = puzzle()
+            _encoded, prompt, cache = with_prefix()
+            free = engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=agree_n).tokens
+            predicted = teacher_forced(reference) if reference else []
             peak = (_gpu_used_gb() - gpu_before) if device == "cuda" else _host_peak_gb()
-            rows.append(Row(device, "onnxruntime", f"{decoder} decoder, shared prefix", precision, False, load_s,
-                            1000 * vision_s, 1000 * ttft_s, rate, puzzle_s, peak, _agreement(digits, reference)))
-            del engine
+            setting = f"{decoder} decoder, shared prefix" + (", static cache" if engine.static_cache else "")
+            rows.append(Row(device, "onnxruntime", setting, precision, cuda_graph, load_s, 1000 * vision_s,
+                            1000 * ttft_s, rate, puzzle_s, peak, _agreement(predicted, reference),
+                            _first_divergence(free, reference)))
+        except Exception as exc:  # one variant failing (a capture refused...) must not lose the others
+            click.echo(f"failed {precision} {decoder} (CUDA graph {cuda_graph}): {exc}", err=True)
+        else:
+            click.echo(json.dumps(asdict(rows[-1])), err=True)  # kept on stderr should a later row crash
+        del engine
     return rows
 
 
@@ -246,10 +308,12 @@ def _device_name(device: str) -> str:
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
 @click.option("--rules-tokens", default=150, show_default=True)
 @click.option("--digits-tokens", default=90, show_default=True)
+@click.option("--agree-tokens", default=256, show_default=True,
+              help="Greedy tokens of the digits answer each row is compared on with the fp32 baseline.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True)
 @click.option("--json-out", type=click.Path(path_type=Path), help="Write the rows (with device and command) here.")
 def main(model_dir: Path | None, shape: str, export_dir: Path | None, device: str, rules_tokens: int,
-         digits_tokens: int, baseline: bool, json_out: Path | None) -> None:
+         digits_tokens: int, agree_tokens: int, baseline: bool, json_out: Path | None) -> None:
     """Time the transformers baseline and this runtime on one device, in one run."""
     with tempfile.TemporaryDirectory() as tmp:
         if model_dir is None:
@@ -259,24 +323,27 @@ def main(model_dir: Path | None, shape: str, export_dir: Path | None, device: st
             model_dir = make_random_model(shape, Path(tmp) / "model", tokenizer=True)
         rows, reference = [], None
         if baseline:
-            base, reference = _baseline_rows(model_dir, device, rules_tokens, digits_tokens)
+            base, reference = _baseline_rows(model_dir, device, rules_tokens, digits_tokens, agree_tokens)
             rows += base
         if export_dir is not None:
-            rows += _runtime_rows(export_dir, device, rules_tokens, digits_tokens, reference)
+            rows += _runtime_rows(export_dir, device, rules_tokens, digits_tokens, reference, agree_tokens)
         floor = _floor(model_dir, device)
     name = _device_name(device)
+    for r in rows:  # the device by name, not "cuda": rows are compared across machines
+        r.device = name
     click.echo(f"Device: {name}; {rules_tokens} + {digits_tokens} tokens a puzzle, {IMAGE_SIDE}x{IMAGE_SIDE} image")
     click.echo("| backend | setting | precision | CUDA graph | load s | vision ms | TTFT ms | decode tok/s | "
-               "puzzle s | peak mem GB | agreement |")
-    click.echo("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+               f"puzzle s | peak mem GB | agreement ({agree_tokens}) | first divergence |")
+    click.echo("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         click.echo(f"| {r.backend} | {r.setting} | {r.precision} | {'yes' if r.cuda_graph else 'no'} | {r.load_s:.2f} | "
                    f"{r.vision_ms:.1f} | {r.ttft_ms:.1f} | {r.decode_tok_s:.1f} | {r.puzzle_s:.3f} | "
-                   f"{r.peak_mem_gb:.2f} | {100 * r.agreement:.1f}% |")
+                   f"{r.peak_mem_gb:.2f} | {100 * r.agreement:.1f}% | "
+                   f"{'-' if r.first_divergence is None else r.first_divergence} |")
     click.echo(floor)
     if json_out is not None:
         record = {"device": name, "python": platform.python_version(), "rules_tokens": rules_tokens,
-                  "digits_tokens": digits_tokens, "floor": floor, "rows": [asdict(r) for r in rows]}
+                  "digits_tokens": digits_tokens, "agree_tokens": agree_tokens, "floor": floor, "rows": [asdict(r) for r in rows]}
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(record, indent=1) + "\n")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from ..runtime.gpu import detect_gpu
 from ..runtime.image_io import load_image
 from ..runtime.pipeline import Pipeline
 from .machine import describe_cpu
@@ -49,8 +50,9 @@ def _one(pipe: Pipeline, image) -> dict[str, float]:
 @click.option("--max-new-tokens", default=512, show_default=True)
 @click.option("--decoder", type=click.Choice(["auto", "fused", "optimum"]), default="auto", show_default=True,
               help="Decoder graph: the fused one (vlm-export --fused-decoder) or optimum's.")
+@click.option("--cuda-graph", is_flag=True, help="Replay decode steps as CUDA graphs (CUDA, fp16 fused decoder).")
 def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str, max_new_tokens: int,
-         decoder: str) -> None:
+         decoder: str, cuda_graph: bool) -> None:
     from .train.photos import DEFAULT_DIR
 
     paths = list(images) or [DEFAULT_DIR / n for n in DEFAULT_IMAGES]
@@ -58,13 +60,16 @@ def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str,
     results: dict[str, list[dict[str, float]]] = {}
     for shared in (True, False):
         pipe = Pipeline.load(export_dir, provider=provider, max_new_tokens=max_new_tokens, share_prefix=shared,
-                             decoder=decoder)
+                             decoder=decoder, cuda_graph=cuda_graph)
         _one(pipe, pictures[0])  # warm-up
         rows = [_one(pipe, img) for _ in range(repeat) for img in pictures]
         results["shared prefix" if shared else "no sharing"] = rows
     keys = list(results["shared prefix"][0])
-    click.echo(f"Machine: {describe_cpu()}; provider {pipe.provider_name} ({pipe.precision}); "
-               f"{'fused' if pipe.engine.fused else 'optimum'} decoder; export {export_dir}; "
+    gpu = detect_gpu() if pipe.engine.choice.device == "cuda" else None
+    click.echo(f"Machine: {describe_cpu()}{f', GPU {gpu[0]}' if gpu else ''}; provider {pipe.provider_name} "
+               f"({pipe.precision}); {'fused' if pipe.engine.fused else 'optimum'} decoder"
+               f"{', static cache' if pipe.engine.static_cache else ''}{', CUDA graph' if cuda_graph else ''}; "
+               f"export {export_dir}; "
                f"{len(pictures)} images x {repeat}")
     click.echo("| stage | " + " | ".join(f"{k} (median)" for k in results) + " |")
     click.echo("|---|" + "---:|" * len(results))

@@ -426,7 +426,7 @@ def _with_tokenizer(cfg: dict[str, Any], generation: dict[str, Any], out: Path) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``make_random_model SHAPE OUT_DIR [--seed N] [--layers N] [--vision-depth N]``."""
+    """Command line: ``make_random_model SHAPE OUT_DIR [--seed N] [--layers N] [--vision-depth N] [--tokenizer]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -435,9 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layers", type=int, default=None, help="fewer text layers (measurements)")
     parser.add_argument("--vision-depth", type=int, default=None, help="fewer vision blocks (measurements)")
+    parser.add_argument("--tokenizer", action="store_true", help="write a tokenizer too (the runtime needs one)")
     args = parser.parse_args(argv)
     out = make_random_model(
-        args.shape, args.out_dir, seed=args.seed, num_layers=args.layers, vision_depth=args.vision_depth
+        args.shape, args.out_dir, seed=args.seed, num_layers=args.layers, vision_depth=args.vision_depth,
+        tokenizer=args.tokenizer,
     )
     print(out)
     return 0

@@ -48,7 +48,7 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
         "## Training recipe",
         "",
         "Rendered puzzles (tools/render: sizes 4/6/9/16, every supported variant, app / newspaper / book",
-        "layouts, photo damage) made on the fly, plus augmented training photos. Data mix "
+        "layouts, photo damage) made on the fly, plus augmented training photos. Data mix (each run's overrides below) "
         f"(tools/train/data.py `Mix` defaults): {Mix()}.",
         "During training only, a linear read-out on the vision tower's merged tokens learns the symbol,",
         "row and column of the cell under each token (tools/train/loop.py `AuxHead`); it is not shipped.",

@@ -1,0 +1,62 @@
+#!/bin/sh
+# The GPU measurements of docs/benchmarks.md, in phases that fit the GPU machine's 10-minute commands.
+#
+#   sh tools/gpu_bench.sh export OUT   # random Qwen2-VL-2B weights + vlm-export fp32/fp16/int4 + fused decoder
+#   sh tools/gpu_bench.sh bench OUT    # vlm-bench: transformers baseline and every runtime row, one process
+#   sh tools/gpu_bench.sh default OUT  # the default model on the GPU (fp32 as shipped, fp16 exported there)
+#   sh tools/gpu_bench.sh tests OUT    # tests/test_cuda_provider.py
+#   sh tools/gpu_bench.sh all OUT      # all four in order (start it with setsid and poll: about 15 minutes)
+#
+# PYTHONPATH must reach vlm_sudoku and onnxruntime-gpu (docs/benchmarks.md says how they get there).
+# Each phase writes its log under OUT; WORK (default /tmp/vlm-gpu) keeps the model and exports between phases.
+set -eu
+phase=${1:?phase: export, bench, default or tests}
+out=${2:?output folder}
+work=${WORK:-/tmp/vlm-gpu}
+mkdir -p "$out" "$work"
+say() { echo "== $(date +%T) $*" >&2; }
+
+case "$phase" in
+all)
+    for p in export bench default tests; do sh "$0" "$p" "$out" || echo "phase $p failed" >&2; done
+    ;;
+export)
+    if [ ! -f "$work/q2b/config.json" ]; then
+        say "random Qwen2-VL-2B weights"
+        python3 -m vlm_sudoku.tools.make_random_model qwen2-vl-2b "$work/q2b" --tokenizer > "$out/make_model.log" 2>&1
+    fi
+    say "vlm-export (fp32, fp16, int4, fused decoder)"
+    python3 -m vlm_sudoku.export.cli "$work/q2b" -o "$work/q2bx" --precision fp32 --precision fp16 \
+        --precision int4 --fused-decoder --device cuda --check-tokens 0 > "$out/export.log" 2>&1
+    # (no export-time parity here: vlm-bench compares every runtime row with transformers fp32 on 256 tokens)
+    du -sh "$work"/q2bx/onnx/* >> "$out/export.log"
+    ;;
+bench)
+    say "vlm-bench"
+    python3 -m vlm_sudoku.tools.bench --model "$work/q2b" --export "$work/q2bx" --device cuda \
+        --json-out "$out/benchmarks.json" > "$out/bench.md" 2> "$out/bench.err"
+    cat "$out/bench.md"
+    ;;
+default)
+    say "default model: vlm-export fp16 + fused decoder"
+    python3 -m vlm_sudoku.export.cli runtime/default_model/hf -o "$work/default_fp16" --precision fp16 \
+        --fused-decoder --device cuda --check-tokens 16 --force > "$out/default_export.log" 2>&1
+    for run in "runtime/default_model" "$work/default_fp16" "$work/default_fp16 --cuda-graph"; do
+        say "bench_runtime $run"
+        # shellcheck disable=SC2086
+        python3 -m vlm_sudoku.tools.bench_runtime $run examples/image162.jpg --provider cuda --repeat 5 \
+            >> "$out/default_model.md" 2>> "$out/default_model.err" || echo "failed: $run" >> "$out/default_model.md"
+    done
+    cat "$out/default_model.md"
+    ;;
+tests)
+    say "tests/test_cuda_provider.py"
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda_provider.py > "$out/cuda_tests.log" 2>&1 || true
+    tail -3 "$out/cuda_tests.log"
+    ;;
+*)
+    echo "unknown phase $phase" >&2
+    exit 2
+    ;;
+esac
+say "done $phase"
