@@ -79,13 +79,14 @@ def _summary(manifest: Manifest, reused: bool, out: Path) -> list[str]:
 @click.option("--precision", "precisions", multiple=True, type=click.Choice(["fp32", "fp16", "int4"]),
               default=("fp32",), show_default=True,
               help="Graph precision; repeat for several. int4: the fused decoder's weights only (needs "
-                   "--fused-decoder and fp32 or fp16 for the other graphs).")
+                   "--fused-decoder and fp32 or fp16 for the other graphs; made from fp16 when given, which "
+                   "is what a GPU runs).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Device PyTorch traces on.")
 @click.option("--tensorrt", is_flag=True, help="Also build TensorRT engines for this GPU (needs TensorRT).")
 @click.option("--fused-decoder", is_flag=True,
               help="Also write decoder_gqa: the decoder rebuilt with fused operators (GroupQueryAttention); "
-                   "the runtime prefers it.")
+                   "the runtime prefers it (on a GPU in fp16 or int4).")
 @click.option("--opset", type=click.IntRange(17, 21), default=18, show_default=True, help="ONNX opset.")
 @click.option("--check-tokens", type=click.IntRange(min=0), default=16, show_default=True,
               help="Greedy tokens compared with PyTorch at export time (0: no check).")
