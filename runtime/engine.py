@@ -200,6 +200,51 @@ class _StaticKV:
                              "generation (the static KV cache keeps one sequence and the prefixes of it in use)")
 
 
+class _StepRope:
+    """cos/sin of decode steps, computed for a block of positions at once: a generated token's three M-RoPE
+    positions are equal, so consecutive steps are consecutive rows of one table (mrope_cos_sin per step cost
+    more host time than the embedding graph's run)."""
+
+    BLOCK = 512
+
+    def __init__(self, cfg: ModelConfig, dtype: Any) -> None:
+        self.cfg, self.dtype = cfg, dtype
+        self.start, self.cos, self.sin = 0, np.zeros((0, 1, 1, cfg.head_dim), dtype), np.zeros((0, 1, 1, cfg.head_dim), dtype)
+
+    def at(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """(cos, sin) of shape (1, 1, head_dim) at ``position``, contiguous (what update_inplace copies)."""
+        i = position - self.start
+        if not 0 <= i < len(self.cos):
+            self.start, i = position, 0
+            rows = np.broadcast_to(np.arange(position, position + self.BLOCK, dtype=np.int64), (3, 1, self.BLOCK))
+            cos, sin = mrope_cos_sin(self.cfg, rows, self.dtype)  # (1, BLOCK, head_dim)
+            self.cos, self.sin = (np.ascontiguousarray(t[0][:, None, None, :]) for t in (cos, sin))
+        return self.cos[i], self.sin[i]
+
+
+@dataclass
+class StepSeconds:
+    """Where the static decode steps' time goes on the host, summed over steps: what is left between the
+    decoder's own run and the bandwidth floor is what the next optimisation has to remove."""
+
+    inputs: float = 0.0  # M-RoPE cos/sin on the host and the in-place copies of cos, sin, seqlens_k
+    embed: float = 0.0  # the embedding graph's run (the new token's row)
+    decoder: float = 0.0  # the decoder's run (a CUDA graph replay when captured), synchronised
+    readback: float = 0.0  # the token's 8 bytes to the host
+    steps: int = 0
+
+    def add(self, inputs: float, embed: float, decoder: float, readback: float) -> None:
+        self.inputs += inputs
+        self.embed += embed
+        self.decoder += decoder
+        self.readback += readback
+        self.steps += 1
+
+    def per_step_us(self) -> dict[str, float]:
+        n = max(1, self.steps)
+        return {k: 1e6 * getattr(self, k) / n for k in ("inputs", "embed", "decoder", "readback")}
+
+
 @dataclass
 class _StepIO:
     """The fixed device buffers and bindings of one static decode step (rebuilt when the cache grows)."""
@@ -290,6 +335,8 @@ class Engine:
         self._bound = self.choice.device == "cuda" if io_binding is None else io_binding
         self._device = self.choice.device
         self._kv: _StaticKV | None = None
+        self.step_seconds = StepSeconds()  # static decode steps only
+        self._step_rope = _StepRope(self.cfg, self.kv_dtype)
         self._io: _StepIO | None = None
         self._graph_id = 0  # gpu_graph_id of the current step capture; 0: none yet
         self._cuda_graph = cuda_graph
@@ -495,14 +542,20 @@ class Engine:
         and the capture)."""
         io, kv = self._io, self._kv
         assert io is not None and kv is not None
-        cos, sin = mrope_cos_sin(self.cfg, np.full((3, 1, 1), length + rope_delta, dtype=np.int64), self.kv_dtype)
+        t0 = time.perf_counter()
+        cos, sin = self._step_rope.at(length + rope_delta)
         io.cos.update_inplace(cos)
         io.sin.update_inplace(sin)
         io.seqlens.update_inplace(np.array([length], dtype=np.int32))
+        t1 = time.perf_counter()
         self.embed.run_bound(io.embed_binding)
         kv.overwrite(length)
+        t2 = time.perf_counter()
         self.decoder.run_bound(io.decoder_binding, io.run_options)
-        return int(io.token.numpy()[0, 0])  # the 8 bytes a step brings back
+        t3 = time.perf_counter()
+        token = int(io.token.numpy()[0, 0])  # the 8 bytes a step brings back
+        self.step_seconds.add(t1 - t0, t2 - t1, t3 - t2, time.perf_counter() - t3)
+        return token
 
     # -- decoder step (numpy or IO binding) -----------------------------------------------------
     def _empty_past(self) -> dict[str, np.ndarray]:
@@ -546,7 +599,10 @@ class Engine:
         if not self.fused:
             return {io_names.ATTENTION_MASK: np.ones((1, total), dtype=np.int64),
                     io_names.POSITION_IDS: np.ascontiguousarray(positions, dtype=np.int64)}
-        cos, sin = mrope_cos_sin(self.cfg, positions, self.kv_dtype)
+        if positions.shape[-1] == 1 and (positions == positions[0]).all():  # a generated token: one table row
+            cos, sin = self._step_rope.at(int(positions[0, 0, 0]))
+        else:
+            cos, sin = mrope_cos_sin(self.cfg, positions, self.kv_dtype)
         return {io_names.COS: cos, io_names.SIN: sin, io_names.SEQLENS_K: np.array([total - 1], dtype=np.int32),
                 io_names.TOTAL_SEQUENCE_LENGTH: np.array(total, dtype=np.int32)}
 
@@ -617,4 +673,4 @@ class Engine:
         return Generation(tokens, text, prompt, t1 - t0, t2 - t1, stopped, steps)
 
 
-__all__ = ["Cache", "EncodedImage", "Engine", "Generation"]
+__all__ = ["Cache", "EncodedImage", "Engine", "Generation", "StepSeconds"]

@@ -218,6 +218,10 @@ def test_static_cache_decodes_as_the_plain_path(fused_export: Path, grow: bool) 
         one = [e.generate(prompt.full(q), images=[encoded], max_new_tokens=24).tokens for e in (plain, static_engine)]
         assert one[0] == one[1], q
     assert static_engine._kv.capacity % static_engine._kv.ROUND == 0
+    # each static decode step's host time is accounted: 2 x (40 - 1) + 2 x (24 - 1) steps after the prefills
+    timed = static_engine.step_seconds
+    assert timed.steps == 2 * 39 + len(QUESTIONS) * 23 and timed.decoder > 0
+    assert set(timed.per_step_us()) == {"inputs", "embed", "decoder", "readback"}
 
 
 def test_static_cache_fp16(tmp_path: Path, tiny_qwen2_vl_dir: Path) -> None:
@@ -300,3 +304,19 @@ def test_static_cache_and_cuda_graph_options_are_checked(fused_export: Path, tin
         Engine(fused_export, provider="cpu", static_cache=True, io_binding=False)
     assert Engine(fused_export, provider="cpu", static_cache=True)._bound  # static implies IO binding
     assert Engine(fused_export, provider="cpu", io_binding=True, static_cache=False)._kv is None
+
+
+def test_step_rope_table_equals_per_step_mrope(fused_export: Path) -> None:
+    """The decode steps' cos/sin come from a table of a block of positions; each row is exactly what
+    mrope_cos_sin gives for that position alone (the fused decoder's parity rests on these inputs)."""
+    from vlm_sudoku.runtime.engine import Engine, _StepRope
+    from vlm_sudoku.runtime.rope import mrope_cos_sin
+
+    engine = Engine(fused_export, provider="cpu")
+    table = _StepRope(engine.cfg, np.float32)
+    for position in (-3, 0, 1, 511, 512, 2000, 7):  # across blocks, backwards too
+        cos, sin = table.at(position)
+        want = mrope_cos_sin(engine.cfg, np.full((3, 1, 1), position, dtype=np.int64), np.float32)
+        assert cos.shape == want[0].shape and cos.flags.c_contiguous
+        np.testing.assert_array_equal(cos, want[0])
+        np.testing.assert_array_equal(sin, want[1])

@@ -52,6 +52,7 @@ class Row:
     peak_mem_gb: float
     agreement: float  # teacher-forced: share of the fp32 baseline's greedy tokens this row predicts too
     first_divergence: int | None = None  # free-running greedy: first token unlike the baseline's (None: not run)
+    step_us: dict[str, float] | None = None  # static-cache rows: host time per decode step, by part
 
 
 def _image() -> Image.Image:
@@ -188,7 +189,7 @@ def _runtime_variants(manifest: Any, device: str) -> list[tuple[str, str, bool]]
 def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, reference: list[int] | None,
                   agree_n: int) -> list[Row]:
     from ..runtime import io_names
-    from ..runtime.engine import Engine
+    from ..runtime.engine import Engine, StepSeconds
     from ..runtime.manifest import Manifest
     from ..runtime.prompts import shared_prompt
 
@@ -240,7 +241,9 @@ def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, re
         try:
             puzzle()  # warm-up (and the CUDA graph's capture)
             ttft_s = first_token()
+            engine.step_seconds = StepSeconds()
             vision_s, rate, puzzle_s = puzzle()
+            step_us = engine.step_seconds.per_step_us() if engine.step_seconds.steps else None
             _encoded, prompt, cache = with_prefix()
             free = engine.generate(prompt.suffix_ids["digits"], past=cache, max_new_tokens=agree_n).tokens
             predicted = teacher_forced(reference) if reference else []
@@ -248,7 +251,7 @@ def _runtime_rows(export_dir: Path, device: str, rules_n: int, digits_n: int, re
             setting = f"{decoder} decoder, shared prefix" + (", static cache" if engine.static_cache else "")
             rows.append(Row(device, "onnxruntime", setting, precision, cuda_graph, load_s, 1000 * vision_s,
                             1000 * ttft_s, rate, puzzle_s, peak, _agreement(predicted, reference),
-                            _first_divergence(free, reference)))
+                            _first_divergence(free, reference), step_us))
         except Exception as exc:  # one variant failing (a capture refused...) must not lose the others
             click.echo(f"failed {precision} {decoder} (CUDA graph {cuda_graph}): {exc}", err=True)
         else:
@@ -340,6 +343,15 @@ def main(model_dir: Path | None, shape: str, export_dir: Path | None, device: st
                    f"{r.vision_ms:.1f} | {r.ttft_ms:.1f} | {r.decode_tok_s:.1f} | {r.puzzle_s:.3f} | "
                    f"{r.peak_mem_gb:.2f} | {100 * r.agreement:.1f}% | "
                    f"{'-' if r.first_divergence is None else r.first_divergence} |")
+    stepped = [r for r in rows if r.step_us]
+    if stepped:
+        click.echo("\nHost time per decode step (static cache), microseconds:")
+        click.echo("| precision | CUDA graph | inputs (cos/sin, seqlens) | embedding run | decoder run | token read | sum |")
+        click.echo("|---|---|---:|---:|---:|---:|---:|")
+        for r in stepped:
+            u = r.step_us or {}
+            click.echo(f"| {r.precision} | {'yes' if r.cuda_graph else 'no'} | {u['inputs']:.0f} | {u['embed']:.0f} | "
+                       f"{u['decoder']:.0f} | {u['readback']:.0f} | {sum(u.values()):.0f} |")
     click.echo(floor)
     if json_out is not None:
         record = {"device": name, "python": platform.python_version(), "rules_tokens": rules_tokens,
