@@ -40,15 +40,6 @@ IR_VERSION = 8
 MS_DOMAIN = "com.microsoft"
 
 
-
-def past_names(layer: int) -> tuple[str, str]:
-    return io_names.past_key(layer), io_names.past_value(layer)
-
-
-def present_names(layer: int) -> tuple[str, str]:
-    return io_names.present_key(layer), io_names.present_value(layer)
-
-
 @dataclass
 class _Weights:
     """The text model's tensors by role, whatever the checkpoint's naming generation."""
@@ -169,8 +160,8 @@ def build_decoder(model_dir: str | Path, out_path: str | Path, precision: str = 
         v = g.linear(x, w.get(p + "self_attn.v_proj.weight"), w.get(p + "self_attn.v_proj.bias"), f"layer{i}.v_proj")
         q = rotary(q, q_shape, flat_q, f"layer{i}.q")
         k = rotary(k, k_shape, flat_k, f"layer{i}.k")
-        past_k, past_v = past_names(i)
-        pres_k, pres_v = present_names(i)
+        past_k, past_v = io_names.past_key(i), io_names.past_value(i)
+        pres_k, pres_v = io_names.present_key(i), io_names.present_value(i)
         inputs += [helper.make_tensor_value_info(n, elem, ["batch", kv, "past_seq", hd]) for n in (past_k, past_v)]
         outputs += [helper.make_tensor_value_info(n, elem, ["batch", kv, "total_seq", hd]) for n in (pres_k, pres_v)]
         attn = g.op("GroupQueryAttention", [q, k, v, past_k, past_v, SEQLENS_K, TOTAL_SEQUENCE_LENGTH],

@@ -261,6 +261,12 @@ class _StepIO:
     run_options: Any = None  # gpu_graph_id when CUDA graphs are on
 
 
+def fused_decoder_fits(device: str, precision: str) -> bool:
+    """Whether the fused decoder of ``precision`` runs wholly on ``device``: GroupQueryAttention has CUDA
+    kernels for fp16/bf16 only, so on the GPU the fp32 graph would run attention on the CPU."""
+    return not (device == "cuda" and precision == "fp32")
+
+
 class Engine:
     """Sessions of one export folder, ready to read images and answer questions."""
 
@@ -393,8 +399,8 @@ class Engine:
                                 "(re-run vlm-export with --fused-decoder)")
         if self.precision == "int4" and decoder == "optimum":
             raise ValueError("int4 exists for the fused decoder only")
-        if decoder == "auto" and self.precision == "fp32" and self.choice.device == "cuda":
-            return False  # GroupQueryAttention has no fp32 CUDA kernel: the fp32 fused graph would run it on the CPU
+        if decoder == "auto" and not fused_decoder_fits(self.choice.device, self.precision):
+            return False
         return have and decoder != "optimum"
 
     def _default_precision(self) -> str:
@@ -673,4 +679,4 @@ class Engine:
         return Generation(tokens, text, prompt, t1 - t0, t2 - t1, stopped, steps)
 
 
-__all__ = ["Cache", "EncodedImage", "Engine", "Generation", "StepSeconds"]
+__all__ = ["Cache", "EncodedImage", "Engine", "Generation", "StepSeconds", "fused_decoder_fits"]

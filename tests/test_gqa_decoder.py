@@ -11,9 +11,9 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from vlm_sudoku.export.gqa_decoder import (  # noqa: E402
-    COS, INPUTS_EMBEDS, LOGITS, NEXT_TOKEN, SEQLENS_K, SIN, TOTAL_SEQUENCE_LENGTH, build_decoder, past_names,
-    present_names,
+    COS, INPUTS_EMBEDS, LOGITS, NEXT_TOKEN, SEQLENS_K, SIN, TOTAL_SEQUENCE_LENGTH, build_decoder,
 )
+from vlm_sudoku.runtime import io_names  # noqa: E402
 from vlm_sudoku.runtime.cli import default_model_dir  # noqa: E402
 from vlm_sudoku.runtime.model_config import ModelConfig  # noqa: E402
 from vlm_sudoku.runtime.rope import decode_position_ids, get_rope_index, mrope_cos_sin  # noqa: E402
@@ -56,7 +56,7 @@ def test_gqa_decoder_matches_transformers(which: str, request: pytest.FixtureReq
     embeds = embeds.astype(np.float32)
 
     past = {n: np.zeros((1, cfg.num_kv_heads, 0, cfg.head_dim), np.float32)
-            for i in range(cfg.num_layers) for n in past_names(i)}
+            for n in io_names.past_names(cfg.num_layers)}
     step_embeds, step_positions, length = embeds, positions, 0
     all_embeds, all_positions = embeds, positions
     tokens, reference = [], []
@@ -65,7 +65,7 @@ def test_gqa_decoder_matches_transformers(which: str, request: pytest.FixtureReq
         total = length + step_embeds.shape[1]
         feeds = {INPUTS_EMBEDS: step_embeds, COS: cos, SIN: sin, SEQLENS_K: np.array([total - 1], np.int32),
                  TOTAL_SEQUENCE_LENGTH: np.array(total, np.int32), **past}
-        names = [LOGITS, NEXT_TOKEN] + [n for i in range(cfg.num_layers) for n in present_names(i)]
+        names = [LOGITS, NEXT_TOKEN] + io_names.present_names(cfg.num_layers)
         logits, next_token, *presents = session.run(names, feeds)
         expected = _reference(model, all_embeds, all_positions)
         if step == 0:
@@ -73,7 +73,7 @@ def test_gqa_decoder_matches_transformers(which: str, request: pytest.FixtureReq
         assert int(next_token[0, 0]) == int(logits[0, -1].argmax())
         tokens.append(int(next_token[0, 0]))
         reference.append(int(expected[0, -1].argmax()))
-        past = dict(zip([n for i in range(cfg.num_layers) for n in past_names(i)], presents))
+        past = dict(zip(io_names.past_names(cfg.num_layers), presents))
         length = total
         step_embeds = table[[tokens[-1]]][None].astype(np.float32)
         step_positions = decode_position_ids(deltas, length)

@@ -13,8 +13,10 @@ weights happen to say. Rows:
   (optimum's traced decoder, the fused GroupQueryAttention one), image prefix shared by both questions.
 
 Each row: load s, vision ms, time to first token (vision + prefill + first token), decode tokens/s,
-the whole puzzle's seconds, peak memory, and agreement of its digits tokens with the fp32 greedy
-baseline. The bandwidth floor (language-model weight bytes / measured copy bandwidth) comes last.
+the whole puzzle's seconds, peak memory, and its agreement with the fp32 greedy baseline over the digits
+answer's first --agree-tokens tokens (teacher-forced share, first free-running divergence); rows over
+the static KV cache also get their host time per decode step by part. The bandwidth floor
+(language-model weight bytes / measured copy bandwidth) comes last.
 """
 
 from __future__ import annotations
@@ -170,16 +172,17 @@ def _baseline_rows(model_dir: Path, device: str, rules_n: int, digits_n: int, ag
 def _runtime_variants(manifest: Any, device: str) -> list[tuple[str, str, bool]]:
     """(precision, decoder, CUDA graph) of every row an export allows on ``device``.
 
-    Not run: the fp32 fused decoder on the GPU (GroupQueryAttention has CUDA kernels for fp16/bf16 only, so
-    onnxruntime would run attention on the CPU), and CUDA graphs for any graph that is not fp16 fused."""
+    Not run: a fused decoder that would not run wholly on the device (``engine.fused_decoder_fits``), and
+    CUDA graphs off the GPU."""
     from ..runtime import io_names
+    from ..runtime.engine import fused_decoder_fits
 
     fused = {g.precision for g in manifest.graphs if g.name == io_names.FUSED_DECODER}
     out = []
     for precision in manifest.precisions:
         if precision != "int4":
             out.append((precision, "optimum", False))
-        if precision in fused and not (device == "cuda" and precision == "fp32"):
+        if precision in fused and fused_decoder_fits(device, precision):
             out.append((precision, "fused", False))
             if device == "cuda":
                 out.append((precision, "fused", True))
@@ -295,11 +298,10 @@ def _floor(model_dir: Path, device: str) -> str:
 
 
 def _device_name(device: str) -> str:
-    if device == "cuda":
-        import torch
+    from ..runtime.gpu import detect_gpu
 
-        return torch.cuda.get_device_name(0)
-    return describe_cpu()
+    gpu = detect_gpu() if device == "cuda" else None
+    return gpu[0] if gpu else describe_cpu()
 
 
 @click.command(name="vlm-bench")

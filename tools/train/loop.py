@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from .data import Mix, SampleMaker, collate
+from .data import IGNORE, Mix, SampleMaker, collate
 
 
 class _Indexed:
@@ -69,7 +69,7 @@ class AuxHead:
         if features is None or labels is None or not (labels >= 0).any():
             return None
         logits = self.linear(features.float()).split(self.CLASSES, dim=-1)
-        parts = [F.cross_entropy(lg, labels[:, i], ignore_index=-100) for i, lg in enumerate(logits)
+        parts = [F.cross_entropy(lg, labels[:, i], ignore_index=IGNORE) for i, lg in enumerate(logits)
                  if (labels[:, i] >= 0).any()]
         return self.WEIGHT * sum(parts) / len(parts)
 
