@@ -32,6 +32,7 @@ Examples:
   vlm-export ./model -o ./export --precision fp32 --precision fp16
   vlm-export ./model -o ./export --check-only --check-tokens 64
   vlm-export ./model -o ./export --precision fp16 --tensorrt   (GPU with TensorRT)
+  vlm-export ./model -o ./export --precision fp16 --fused-decoder --fused-vision
 """
 
 
@@ -87,6 +88,10 @@ def _summary(manifest: Manifest, reused: bool, out: Path) -> list[str]:
 @click.option("--fused-decoder", is_flag=True,
               help="Also write decoder_gqa: the decoder rebuilt with fused operators (GroupQueryAttention); "
                    "the runtime prefers it (on a GPU in fp16 or int4).")
+@click.option("--fused-vision", is_flag=True,
+              help="Also write vision_fused: the Qwen2-VL vision encoder rebuilt with fused operators "
+                   "(MultiHeadAttention, RotaryEmbedding, SkipLayerNormalization); the runtime prefers it. "
+                   "Not for Qwen2.5-VL.")
 @click.option("--opset", type=click.IntRange(17, 21), default=18, show_default=True, help="ONNX opset.")
 @click.option("--check-tokens", type=click.IntRange(min=0), default=16, show_default=True,
               help="Greedy tokens compared with PyTorch at export time (0: no check).")
@@ -103,6 +108,7 @@ def cli(
     device: str,
     tensorrt: bool,
     fused_decoder: bool,
+    fused_vision: bool,
     opset: int,
     check_tokens: int,
     check_only: bool,
@@ -132,7 +138,7 @@ def cli(
         try:
             options = ExportOptions(
                 precisions=tuple(dict.fromkeys(precisions)), opset=opset, device=device, tensorrt=tensorrt,
-                fused_decoder=fused_decoder, check_tokens=check_tokens,
+                fused_decoder=fused_decoder, fused_vision=fused_vision, check_tokens=check_tokens,
             )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None

@@ -50,6 +50,7 @@ class ExportOptions:
     device: str = "cpu"
     tensorrt: bool = False
     fused_decoder: bool = False  # also write decoder_gqa (export/gqa_decoder.py) at each precision
+    fused_vision: bool = False  # also write vision_fused (export/vision_fused.py) at each float precision
     check_tokens: int = 16  # greedy tokens compared with PyTorch at export time; 0 skips the check
 
     def __post_init__(self) -> None:
@@ -64,6 +65,8 @@ class ExportOptions:
         d = asdict(self)
         d["precisions"] = sorted(set(self.precisions), key=PRECISIONS.index)
         d.pop("check_tokens")
+        if not d["fused_vision"]:  # absent when off: exports made before the option keep their key (and reuse)
+            d.pop("fused_vision")
         return d
 
 
@@ -88,6 +91,8 @@ def export_model(
     say = log or (lambda _msg: None)
     t0 = time.monotonic()
     source = inspect_model_dir(model_dir)
+    if options.fused_vision:
+        _check_fused_vision(source)  # before minutes of export, not after
     out = Path(export_dir).expanduser().absolute()
     key = export_key(source, options.key_dict())
 
@@ -171,6 +176,15 @@ def _export_into(
                 quantize_int4(tmp / io_names.graph_file(io_names.FUSED_DECODER, int4_source), target)
             written[(io_names.FUSED_DECODER, precision)] = external_data_files(target)
 
+    if options.fused_vision:
+        from .vision_fused import build_vision_encoder
+
+        for precision in (p for p in FLOAT_PRECISIONS if p in options.precisions):  # int4 is the decoder's only
+            say(f"building the fused vision encoder ({precision})")
+            target = tmp / io_names.graph_file(io_names.FUSED_VISION, precision)
+            build_vision_encoder(source.path, target, precision)
+            written[(io_names.FUSED_VISION, precision)] = external_data_files(target)
+
     graphs = [
         graph_spec(tmp, graph, precision, io_names.graph_file(graph, precision), ext)
         for (graph, precision), ext in written.items()
@@ -194,13 +208,24 @@ def _export_into(
 
         precision = "fp16" if "fp16" in options.precisions else "fp32"
         say(f"building TensorRT engines from the {precision} graphs")
-        trt = build_engines(tmp, [g for g in graphs if g.precision == precision], source.cfg,
-                            source.image_policy, precision)
+        # vision_fused is onnxruntime contrib operators (CUDA kernels), nothing TensorRT would build an engine of
+        trt = build_engines(tmp, [g for g in graphs if g.precision == precision and g.name != io_names.FUSED_VISION],
+                            source.cfg, source.image_policy, precision)
 
     stats = {"seconds": round(time.monotonic() - t0, 2), "peak_rss_mb": round(peak_rss_mb(), 1)}
     manifest = build_manifest(source, key, options.key_dict(), graphs, parity, trt, stats)
     write_manifest(tmp, manifest)  # last: its presence marks the folder complete
     return manifest
+
+
+def _check_fused_vision(source: SourceModelInfo) -> None:
+    """--fused-vision covers Qwen2-VL's vision tower only: say so as one line (an input error)."""
+    from .vision_fused import check_supported
+
+    try:
+        check_supported(source.path)
+    except ValueError as exc:
+        raise ModelFolderError(f"{source.path}: --fused-vision: {exc}") from None
 
 
 def _load_model(path: Path) -> Any:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..solver.errors import ModelOutputError, PuzzleFormatError
-from ..solver.grid_text import clean_grid_text
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.rules_json import read_rules
 from ..solver.symbols import default_alphabet
 
 _FENCE = re.compile(r"```[a-zA-Z]*\n?(.*?)```", re.S)
 _RULE_LINE = re.compile(r"^[\s\-+|=]*$")
+_SYMBOL = re.compile(r"[^\s|]")  # what solver.grid_text.clean_grid_text keeps of a row line
 
 
 def quote(text: str, limit: int = 160) -> str:
@@ -29,8 +31,13 @@ def quote(text: str, limit: int = 160) -> str:
 
 
 def _unfenced(text: str) -> str:
+    return _unfenced_at(text)[0]
+
+
+def _unfenced_at(text: str) -> tuple[str, int]:
+    """The inside of the first code fence (or the whole text) and where it starts in ``text``."""
     m = _FENCE.search(text)
-    return m.group(1) if m else text
+    return (m.group(1), m.start(1)) if m else (text, 0)
 
 
 def extract_json_object(text: str) -> dict[str, Any]:
@@ -75,8 +82,18 @@ def parse_rules_answer(text: str) -> Puzzle:
         raise ModelOutputError(f"the model's rules are not valid ({exc}): {quote(text)}") from None
 
 
-def parse_digits_answer(text: str, size: int) -> Grid:
-    """The givens from the model's digits answer: ``size`` rows of ``size`` symbols, '.' blank.
+@dataclass(frozen=True)
+class DigitsAnswer:
+    """The givens of a digits answer and where each came from: ``offsets[r][c]`` is the index in the answer's
+    text of the character read for cell (r, c), so a reader can weigh that character's token afresh."""
+
+    grid: Grid
+    offsets: tuple[tuple[int, ...], ...]
+
+
+def locate_digits_answer(text: str, size: int) -> DigitsAnswer:
+    """The givens from the model's digits answer (``size`` rows of ``size`` symbols, '.' blank), with each
+    cell's character offset in ``text``.
 
     Row lines may carry spaces or '|' separators and ruled lines between boxes
     are skipped; any other line (chatter) before or after the rows is ignored,
@@ -84,20 +101,22 @@ def parse_digits_answer(text: str, size: int) -> Grid:
     """
     alphabet = default_alphabet(size)
     allowed = set(alphabet.symbols) | set(alphabet.blanks)
-    rows: list[str] = []
-    for line in _unfenced(text).splitlines():
+    body, base = _unfenced_at(text)
+    rows: list[list[tuple[int, str]]] = []  # per row: (offset in text, symbol) of each cell
+    for line, at in _lines(body, base):
         if _RULE_LINE.match(line):
             if rows and not line.strip():
                 break  # a blank line ends the block of rows
             continue
-        cleaned = clean_grid_text(line).upper()
-        if cleaned and set(cleaned) <= allowed:
-            if len(cleaned) != size:
+        # a line's symbols as clean_grid_text keeps them (whitespace and '|' dropped), with their offsets
+        cells = [(at + k.start(), k.group().upper()) for k in _SYMBOL.finditer(line)]
+        if cells and all(ch in allowed for _, ch in cells):
+            if len(cells) != size:
                 raise ModelOutputError(
-                    f"row {len(rows) + 1} of the model's digits answer has {len(cleaned)} symbols, "
+                    f"row {len(rows) + 1} of the model's digits answer has {len(cells)} symbols, "
                     f"not {size}: {quote(text)}"
                 )
-            rows.append(cleaned)
+            rows.append(cells)
             if len(rows) == size:
                 break
         elif rows:
@@ -106,7 +125,22 @@ def parse_digits_answer(text: str, size: int) -> Grid:
         raise ModelOutputError(
             f"the model's digits answer has {len(rows)} complete row(s) of {size} symbols for a {size}x{size} grid: {quote(text)}"
         )
-    return tuple(tuple(alphabet.value(ch) for ch in row) for row in rows)
+    return DigitsAnswer(tuple(tuple(alphabet.value(ch) for _, ch in row) for row in rows),
+                        tuple(tuple(at for at, _ in row) for row in rows))
+
+
+def parse_digits_answer(text: str, size: int) -> Grid:
+    """The givens from the model's digits answer: ``size`` rows of ``size`` symbols, '.' blank (see
+    :func:`locate_digits_answer`, which also says where each came from)."""
+    return locate_digits_answer(text, size).grid
+
+
+def _lines(body: str, base: int) -> Iterator[tuple[str, int]]:
+    """The lines of ``body.splitlines()``, each with its offset (``base`` + where it starts in ``body``)."""
+    at = base
+    for piece in body.splitlines(keepends=True):
+        yield piece.splitlines()[0], at  # a piece is never empty: at least its line break
+        at += len(piece)
 
 
 def read_answers(rules_text: str, digits_text: str) -> Puzzle:

@@ -23,7 +23,7 @@ from ..solver.puzzle import Puzzle
 from ..solver.rules_json import loads_rules
 from ..solver.solve import solve
 from ..solver.textio import read_text
-from .report import EXIT_CODES, result_json, result_text, status_message
+from .report import EXIT_CODES, check_lines, result_json, result_text, status_message
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -99,10 +99,14 @@ def expand_images(paths: tuple[str, ...]) -> list[Path]:
 @click.option("--ignore", metavar="KEY", multiple=True, help="f-puzzles key to drop knowingly (e.g. cosmetic 'line').")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per puzzle (the machine contract).")
 @click.option("-v", "--verbose", is_flag=True, help="Report each stage on stderr as it happens, with its time.")
+@click.option("--no-reading-check", "no_reading_check", is_flag=True,
+              help="Report the model's reading as is. By default a reading with no solution or several is checked: "
+                   "the most likely change of up to 3 doubtful digits (the model's own next choices) that gives "
+                   "exactly one solution is taken, and every change is reported.")
 def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
          threads: int | None, precision: str | None,
          grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool,
-         verbose: bool) -> None:
+         verbose: bool, no_reading_check: bool) -> None:
     """Read Sudoku puzzles from images with a vision-language model, or take them as text, and solve them."""
     given = [name for name, v in (("--grid", grid), ("--fpuzzles", fpuzzles), ("--rules", rules)) if v is not None]
     if images and given:
@@ -113,7 +117,8 @@ def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend:
         raise click.UsageError("give an image (or a folder of images), or a puzzle with --grid, --fpuzzles or --rules")
     if given:
         sys.exit(_run_text(grid, fpuzzles, rules, ignore, as_json))
-    sys.exit(_run_images(images, model_dir, provider, backend, max_new_tokens, threads, as_json, verbose, precision))
+    sys.exit(_run_images(images, model_dir, provider, backend, max_new_tokens, threads, as_json, verbose, precision,
+                         check_reading=not no_reading_check))
 
 
 def _run_text(grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool) -> int:
@@ -164,6 +169,12 @@ class _Stages:
                       + ("" if info["stopped"] else " - hit --max-new-tokens"))
         elif name == "solve":
             self.line(f"solve: {info['status']} in {1000 * info['solve']:.1f} ms")
+        elif name == "check":
+            check = info["check"]
+            done = (", ".join(f"{c.where} {c.read}->{c.taken}" for c in check.corrections) if check.corrected
+                    else "no correction")
+            self.line(f"reading check: {check.candidates} candidates in {1000 * check.seconds:.0f} ms: {done}"
+                      + (f" -> {check.result.status}" if check.corrected else ""))
 
 
 def default_model_dir() -> Path:
@@ -172,7 +183,7 @@ def default_model_dir() -> Path:
 
 
 def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: int | None, max_new_tokens: int,
-                   precision: str | None = None):
+                   precision: str | None = None, check_reading: bool = True):
     from .pipeline import Pipeline
 
     if backend == "torch":
@@ -187,17 +198,19 @@ def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: 
         raise InputError("no --model given and the embedded default model is not installed here; "
                          "pass an export folder made by vlm-export")
     return folder, Pipeline.load(folder, provider=provider, precision=precision, threads=threads,
-                                 max_new_tokens=max_new_tokens)
+                                 max_new_tokens=max_new_tokens, check_reading=check_reading)
 
 
 def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
-                threads: int | None, as_json: bool, verbose: bool, precision: str | None = None) -> int:
+                threads: int | None, as_json: bool, verbose: bool, precision: str | None = None,
+                check_reading: bool = True) -> int:
     from .pipeline import outcome_json
 
     stages = _Stages(verbose)
     try:
         paths = expand_images(images)
-        folder, pipeline = _load_pipeline(backend, model_dir, provider, threads, max_new_tokens, precision)
+        folder, pipeline = _load_pipeline(backend, model_dir, provider, threads, max_new_tokens, precision,
+                                          check_reading)
         load_s = pipeline.load_s
     except VlmSudokuError as exc:
         return _emit_error(exc, as_json, exc.exit_code)
@@ -207,6 +220,9 @@ def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, b
     click.echo(f"vlm-solve: running on {pipeline.provider_name} ({pipeline.precision})" + (f": {notes}" if notes else ""),
                err=True)
     stages.line(f"model load: {load_s:.2f} s ({folder}, {pipeline.precision})")
+    if backend == "torch" and check_reading:  # transformers' generate here gives tokens, not the next choices
+        click.echo("vlm-solve: no reading check with --backend torch (it needs the onnx backend's per-token "
+                   "alternatives): the model's reading is reported as is", err=True)
     first_failure = 0
     for path in paths:
         stages.line(f"image {path}")
@@ -220,6 +236,9 @@ def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, b
             click.echo(json.dumps(outcome_json(out)))
         else:
             _print_outcome(out)
+        if out.check is not None and out.check.corrected:  # said on stderr too, as a JSON run shows nothing else
+            changes = ", ".join(f"{c.where} as {c.taken} (read {c.read})" for c in out.corrections)
+            click.echo(f"vlm-solve: {path}: the reading check took {changes}: {out.check.why()}", err=True)
         if out.error is not None:
             click.echo(f"vlm-solve: error: {path}: {out.error}", err=True)
         elif out.result is not None and status_message(out.result):
@@ -235,7 +254,11 @@ def _print_outcome(out) -> None:
         rules = [c.rule for c in out.puzzle.constraints]
         kind = "jigsaw " if out.puzzle.box is None else ""
         click.echo(f"read: {out.puzzle.size}x{out.puzzle.size} {kind}sudoku" + (f" with {', '.join(dict.fromkeys(rules))}" if rules else ""))
-        click.echo(pretty_grid(out.puzzle.givens, out.puzzle))
+        read = out.check.read_puzzle if out.check is not None else out.puzzle  # the model's reading, as given
+        click.echo(pretty_grid(read.givens, read))
+    if out.check is not None:
+        for line in check_lines(out.check):
+            click.echo(line)
     if out.result is not None and out.puzzle is not None:
         click.echo(result_text(out.puzzle, out.result))
     t = out.timings
@@ -247,6 +270,8 @@ def _print_outcome(out) -> None:
                          f"({t[f'{q}_tokens_per_s']:.0f} tokens/s)")
     if "solve" in t:
         parts.append(f"parse+solve {1000 * (t.get('parse', 0) + t['solve']):.1f} ms")
+    if "reading_check" in t:
+        parts.append(f"reading check {1000 * t['reading_check']:.0f} ms")
     click.echo("times: " + " | ".join(parts))
 
 

@@ -45,8 +45,9 @@ from .manifest import Manifest
 from .model_config import GenerationTokens, ModelConfig
 from .preprocess import ImageSettings, num_image_tokens, preprocess
 from .providers import ProviderChoice, ProviderError, choose
-from .rope import get_rope_index, mrope_cos_sin
+from .rope import get_rope_index, rope_rows
 from .tokenizer import Tokenizer
+from .vision_rope import vision_rope_rows
 from .vision_windows import get_window_index
 
 _NUMPY = {
@@ -93,6 +94,10 @@ class Generation:
     decode_s: float
     stopped: bool  # ended on a stop token (False: hit max_new_tokens)
     steps: int = 0  # decoder runs after the prefill
+    # Per token of ``tokens``, the step's top (token id, log-probability) pairs, most likely first (the first is
+    # the greedy token); None unless generate was asked for ``alternatives``. What a reader of the answer needs
+    # to weigh a doubtful symbol against the model's next choices (runtime/reading_check.py).
+    choices: list[list[tuple[int, float]]] | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -200,26 +205,33 @@ class _StaticKV:
                              "generation (the static KV cache keeps one sequence and the prefixes of it in use)")
 
 
-class _StepRope:
-    """cos/sin of decode steps, computed for a block of positions at once: a generated token's three M-RoPE
-    positions are equal, so consecutive steps are consecutive rows of one table (mrope_cos_sin per step cost
-    more host time than the embedding graph's run)."""
+class _RopeRows:
+    """The rows of the fused decoder's cos/sin caches: GroupQueryAttention rotates the token at sequence index
+    ``i`` with row ``i``. Prompt tokens get their M-RoPE rows (runtime.rope.rope_rows); a generated token's
+    three positions are equal, so its row is plain RoPE at position ``i + rope_delta``, taken from a table
+    kept across generations (computing rows per step cost more host time than the embedding graph's run)."""
 
-    BLOCK = 512
+    BLOCK = 1024
 
     def __init__(self, cfg: ModelConfig, dtype: Any) -> None:
         self.cfg, self.dtype = cfg, dtype
-        self.start, self.cos, self.sin = 0, np.zeros((0, 1, 1, cfg.head_dim), dtype), np.zeros((0, 1, 1, cfg.head_dim), dtype)
+        self.cos = self.sin = np.zeros((0, cfg.head_dim // 2), dtype)
 
-    def at(self, position: int) -> tuple[np.ndarray, np.ndarray]:
-        """(cos, sin) of shape (1, 1, head_dim) at ``position``, contiguous (what update_inplace copies)."""
-        i = position - self.start
-        if not 0 <= i < len(self.cos):
-            self.start, i = position, 0
-            rows = np.broadcast_to(np.arange(position, position + self.BLOCK, dtype=np.int64), (3, 1, self.BLOCK))
-            cos, sin = mrope_cos_sin(self.cfg, rows, self.dtype)  # (1, BLOCK, head_dim)
-            self.cos, self.sin = (np.ascontiguousarray(t[0][:, None, None, :]) for t in (cos, sin))
-        return self.cos[i], self.sin[i]
+    def plain(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of positions ``start``..``stop`` (all three M-RoPE positions equal; ``start`` >= 0)."""
+        if stop > len(self.cos):
+            size = -(-stop // self.BLOCK) * self.BLOCK
+            rows = np.broadcast_to(np.arange(size, dtype=np.int64), (3, size))
+            self.cos, self.sin = rope_rows(self.cfg, rows, self.dtype)
+        return self.cos[start:stop], self.sin[start:stop]
+
+    def of(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of new tokens at ``positions`` (3, 1, seq)."""
+        p = positions.reshape(3, -1)
+        seq = p.shape[1]
+        if seq and (p == p[0]).all() and p[0, 0] >= 0 and (np.diff(p[0]) == 1).all():
+            return self.plain(int(p[0, 0]), int(p[0, 0]) + seq)
+        return rope_rows(self.cfg, p, self.dtype)
 
 
 @dataclass
@@ -227,7 +239,7 @@ class StepSeconds:
     """Where the static decode steps' time goes on the host, summed over steps: what is left between the
     decoder's own run and the bandwidth floor is what the next optimisation has to remove."""
 
-    inputs: float = 0.0  # M-RoPE cos/sin on the host and the in-place copies of cos, sin, seqlens_k
+    inputs: float = 0.0  # the in-place copy of seqlens_k (cos/sin rows are written once per prefill)
     embed: float = 0.0  # the embedding graph's run (the new token's row)
     decoder: float = 0.0  # the decoder's run (a CUDA graph replay when captured), synchronised
     readback: float = 0.0  # the token's 8 bytes to the host
@@ -251,14 +263,35 @@ class _StepIO:
 
     token: Any  # (1, 1) int64: the decoder's next_token output and the embedding graph's input_ids
     embeds: Any  # (1, 1, hidden): the embedding graph's output and the decoder's inputs_embeds
-    cos: Any  # (1, 1, head_dim), updated in place each step
+    cos: Any  # (capacity, head_dim / 2): the rotary rows of every index, written by each prefill (host copy below)
     sin: Any
+    cos_rows: np.ndarray
+    sin_rows: np.ndarray
     seqlens: Any  # (1,) int32: total length - 1, updated in place each step
     total: Any  # () int32 on the CPU (GroupQueryAttention's CPU input): the cache's capacity, constant
     logits: Any  # (1, 1, vocab) float32: bound so that no output of a captured step is allocated per run
     embed_binding: Any = None
     decoder_binding: Any = None
     run_options: Any = None  # gpu_graph_id when CUDA graphs are on
+
+
+def top_choices(logits: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` most likely (token id, log-probability) pairs of one step's logits, most likely first.
+
+    The log-softmax is taken in float64 on the host, so the normalisation over a large vocabulary loses
+    nothing to float32 rounding. ``k`` is small (a few alternatives): k argmax passes cost less than a partial
+    sort of a 150k vocabulary (about 0.1 ms against 2 ms), and they break ties as the greedy choice does, to
+    the lower id.
+    """
+    x = np.array(logits, dtype=np.float64).reshape(-1)  # a copy: the picks are struck out below
+    peak = x.max()
+    log_z = peak + np.log(np.exp(x - peak).sum())
+    top: list[tuple[int, float]] = []
+    for _ in range(min(k, x.size)):
+        i = int(np.argmax(x))
+        top.append((i, float(x[i] - log_z)))
+        x[i] = -np.inf
+    return top
 
 
 def fused_decoder_fits(device: str, precision: str) -> bool:
@@ -281,8 +314,11 @@ class Engine:
         static_cache: bool | None = None,
         cuda_graph: bool = False,
         max_length: int | None = None,
+        vision: str = "auto",
     ) -> None:
-        """``static_cache``: decode over a preallocated KV cache shared by past and present (None: whenever
+        """``vision``: the image encoder graph, as ``decoder`` picks the decoder's ("auto": the fused vision
+        encoder when the export has it at the precision the image graphs run at, "fused" or "optimum");
+        ``static_cache``: decode over a preallocated KV cache shared by past and present (None: whenever
         the fused decoder runs with IO binding); ``max_length``: its first size in positions (it grows when
         a generation needs more); ``cuda_graph``: replay each decode step as one CUDA graph (CUDA provider,
         fp16 fused decoder, static cache)."""
@@ -317,6 +353,11 @@ class Engine:
             decoder_providers = self.choice.session_providers(self.folder, self.manifest,
                                                               {"use_tf32": "0", "enable_cuda_graph": "1"})
         self.decoder = _Graph(files[io_names.DECODER], decoder_providers, threads)
+        if self.fused and io_names.LEGACY_COS in self.decoder.inputs:
+            from .manifest import ExportMismatchError
+
+            raise ExportMismatchError(f"{self.folder}: its fused decoder was written by an older vlm-export "
+                                      "(rotary outside the attention); re-run vlm-export with --fused-decoder")
         half = self.decoder.inputs[io_names.INPUTS_EMBEDS] == np.float16
         if cuda_graph and not (self.fused and half):
             # GroupQueryAttention has CUDA kernels for fp16/bf16 only: an fp32 graph puts it on the CPU, with
@@ -328,6 +369,9 @@ class Engine:
         other = self.precision
         if self.precision == "int4":
             other = "fp16" if half and "fp16" in self.manifest.precisions else self._default_precision()
+        self.fused_vision = self._use_fused_vision(vision, other, io_names.VISION_ENCODER in files)
+        if self.fused_vision:
+            files[io_names.VISION_ENCODER] = self.folder / self.manifest.graph(io_names.FUSED_VISION, other).file
         for g in (io_names.VISION_ENCODER, io_names.EMBED_TOKENS):
             files.setdefault(g, self.folder / self.manifest.graph(g, other).file)
         self.vision = _Graph(files[io_names.VISION_ENCODER], providers, threads)
@@ -342,7 +386,7 @@ class Engine:
         self._device = self.choice.device
         self._kv: _StaticKV | None = None
         self.step_seconds = StepSeconds()  # static decode steps only
-        self._step_rope = _StepRope(self.cfg, self.kv_dtype)
+        self._rope = _RopeRows(self.cfg, self.kv_dtype)
         self._io: _StepIO | None = None
         self._graph_id = 0  # gpu_graph_id of the current step capture; 0: none yet
         self._cuda_graph = cuda_graph
@@ -403,6 +447,21 @@ class Engine:
             return False
         return have and decoder != "optimum"
 
+    def _use_fused_vision(self, vision: str, precision: str, tensorrt_engine: bool) -> bool:
+        """Whether to encode images with the fused vision graph (export/vision_fused.py) of ``precision``:
+        "auto" takes it when the export has it, except over a TensorRT engine of the vision encoder."""
+        if vision not in ("auto", "fused", "optimum"):
+            raise ValueError(f"vision must be auto, fused or optimum, got {vision!r}")
+        have = any(g.name == io_names.FUSED_VISION and g.precision == precision for g in self.manifest.graphs)
+        if vision == "fused" and not have:
+            from .manifest import ManifestError
+
+            raise ManifestError(f"{self.folder}: no fused {precision} vision encoder in this export "
+                                "(re-run vlm-export with --fused-vision)")
+        if vision == "auto" and tensorrt_engine:
+            return False
+        return have and vision != "optimum"
+
     def _default_precision(self) -> str:
         have = [p for p in self.manifest.precisions if p != "int4"]  # int4 is asked for, never implied
         if self.choice.device == "cuda" and "fp16" in have:
@@ -427,6 +486,11 @@ class Engine:
         pixel_values, grid = preprocess(image, self.image_settings)
         t1 = time.perf_counter()
         feeds = {io_names.PIXEL_VALUES: pixel_values, io_names.GRID_THW: grid}
+        if self.fused_vision:  # one image (t = 1) per call: its patches attend to each other, all of them
+            if grid.shape[0] != 1 or int(grid[0, 0]) != 1:
+                raise ValueError(f"the fused vision encoder takes one image (grid t = 1) per call, got {grid.tolist()}")
+            # fp32 angles on the host; _Graph.feed casts cos/sin (never the angles) to an fp16 graph's type
+            feeds[io_names.COS_CACHE], feeds[io_names.SIN_CACHE] = vision_rope_rows(grid, self.cfg.vision)
         if io_names.WINDOW_INDEX in self.vision.inputs:  # Qwen2.5-VL: window order computed here
             window_index, cu_window_seqlens = get_window_index(grid, self.cfg.vision)
             feeds[io_names.WINDOW_INDEX] = window_index
@@ -466,25 +530,37 @@ class Engine:
         if self._kv is not None:
             if past is not None:
                 self._kv.check(past)
-            return self._prefill_static(embeds, positions, start, total), self._kv.hand_out(
+            return self._prefill_static(embeds, positions, start, total, delta), self._kv.hand_out(
                 Cache(self._kv.values, total, delta))
         logits, values = self._run_decoder(embeds, positions, total, past)
         return logits, Cache(values, total, delta)
 
     # -- static cache (fused decoder, shared past/present buffers) -----------------------------
-    def _prefill_static(self, embeds: np.ndarray, positions: np.ndarray, start: int, total: int) -> np.ndarray:
+    def _prefill_static(self, embeds: np.ndarray, positions: np.ndarray, start: int, total: int,
+                        rope_delta: int) -> np.ndarray:
         """Write positions ``start``..``total`` of the static cache; the greedy token goes to the step's token
-        buffer (where the first decode step reads it), the logits to the host. Never captured: shapes vary."""
+        buffer (where the first decode step reads it), the logits to the host. Never captured: shapes vary.
+
+        The rotary caches get the prompt's rows and, past ``total``, the rows of every decode step that can
+        follow (generated tokens' positions are known from ``rope_delta``): one upload, so that a decode
+        step copies nothing but its sequence length."""
         kv = self._kv
         assert kv is not None
         self._static_room(total, start)
-        assert self._io is not None
+        io = self._io
+        assert io is not None
+        io.cos_rows[start:total], io.sin_rows[start:total] = self._rope.of(positions)
+        io.cos_rows[total:], io.sin_rows[total:] = self._rope.plain(total + rope_delta, kv.capacity + rope_delta)
+        io.cos.update_inplace(io.cos_rows)
+        io.sin.update_inplace(io.sin_rows)
         binding = self.decoder.session.io_binding()
         binding.bind_output(io_names.LOGITS, "cpu")
         binding.bind_ortvalue_output(io_names.NEXT_TOKEN, self._io.token)
         binding.bind_cpu_input(io_names.INPUTS_EMBEDS, self.decoder.feed(io_names.INPUTS_EMBEDS, embeds))
-        for name, value in self._position_feeds(positions, total).items():
-            binding.bind_cpu_input(name, value)
+        binding.bind_ortvalue_input(io_names.COS_CACHE, io.cos)
+        binding.bind_ortvalue_input(io_names.SIN_CACHE, io.sin)
+        binding.bind_cpu_input(io_names.SEQLENS_K, np.array([total - 1], dtype=np.int32))
+        binding.bind_cpu_input(io_names.TOTAL_SEQUENCE_LENGTH, np.array(total, dtype=np.int32))
         for past, present in zip(self.past_names, self.present_names):
             binding.bind_ortvalue_input(past, kv.values[past])
             binding.bind_ortvalue_output(present, kv.values[past])
@@ -513,13 +589,16 @@ class Engine:
         CUDA graph id each time, since a captured graph holds the addresses it was captured with."""
         kv = self._kv
         assert kv is not None
-        dev, hd = self._device, self.cfg.head_dim
+        dev, rows = self._device, (kv.capacity, self.cfg.head_dim // 2)
         io = self._io or _StepIO(
             token=_ortvalue((1, 1), np.int64, dev),
             embeds=_ortvalue((1, 1, self.cfg.hidden_size), self.decoder.inputs[io_names.INPUTS_EMBEDS], dev),
-            cos=_ortvalue((1, 1, hd), self.kv_dtype, dev), sin=_ortvalue((1, 1, hd), self.kv_dtype, dev),
+            cos=None, sin=None, cos_rows=np.zeros(0), sin_rows=np.zeros(0),
             seqlens=_ortvalue((1,), np.int32, dev), total=_ortvalue((), np.int32, "cpu"),
             logits=_ortvalue((1, 1, self.cfg.vocab_size), np.float32, dev))
+        if io.cos_rows.shape != rows:  # the rotary caches follow the KV cache's capacity
+            io.cos, io.sin = _ortvalue(rows, self.kv_dtype, dev), _ortvalue(rows, self.kv_dtype, dev)
+            io.cos_rows, io.sin_rows = np.zeros(rows, self.kv_dtype), np.zeros(rows, self.kv_dtype)
         # The step's total_sequence_length is the capacity, not the real length: GroupQueryAttention reads it
         # on the host, so a captured graph keeps the value it was captured with; seqlens_k (on the device)
         # carries the real length. onnxruntime-genai feeds the same (the static attention mask's width).
@@ -528,19 +607,19 @@ class Engine:
         io.embed_binding.bind_ortvalue_input(io_names.INPUT_IDS, io.token)
         io.embed_binding.bind_ortvalue_output(io_names.INPUTS_EMBEDS, io.embeds)
         b = io.decoder_binding = self.decoder.session.io_binding()
-        for name, value in ((io_names.INPUTS_EMBEDS, io.embeds), (io_names.COS, io.cos), (io_names.SIN, io.sin),
+        for name, value in ((io_names.INPUTS_EMBEDS, io.embeds), (io_names.COS_CACHE, io.cos), (io_names.SIN_CACHE, io.sin),
                             (io_names.SEQLENS_K, io.seqlens), (io_names.TOTAL_SEQUENCE_LENGTH, io.total)):
             b.bind_ortvalue_input(name, value)
         for past, present in zip(self.past_names, self.present_names):
             b.bind_ortvalue_input(past, kv.values[past])
             b.bind_ortvalue_output(present, kv.values[past])
         b.bind_ortvalue_output(io_names.NEXT_TOKEN, io.token)
-        b.bind_ortvalue_output(io_names.LOGITS, io.logits)  # never read: they stay on the device
+        b.bind_ortvalue_output(io_names.LOGITS, io.logits)  # stay on the device; read only for generate's alternatives
         self._graph_id += 1
         io.run_options = self._run_options(str(self._graph_id))
         self._io = io
 
-    def _static_step(self, length: int, rope_delta: int) -> int:
+    def _static_step(self, length: int) -> int:
         """One greedy token after ``length`` cached positions, from the token already in the step's buffer.
 
         Idempotent for the same inputs (it rewrites position ``length`` and the token buffer), which CUDA
@@ -549,9 +628,6 @@ class Engine:
         io, kv = self._io, self._kv
         assert io is not None and kv is not None
         t0 = time.perf_counter()
-        cos, sin = self._step_rope.at(length + rope_delta)
-        io.cos.update_inplace(cos)
-        io.sin.update_inplace(sin)
         io.seqlens.update_inplace(np.array([length], dtype=np.int32))
         t1 = time.perf_counter()
         self.embed.run_bound(io.embed_binding)
@@ -601,15 +677,16 @@ class Engine:
 
     def _position_feeds(self, positions: np.ndarray, total: int) -> dict[str, np.ndarray]:
         """Where the new tokens sit: attention mask + M-RoPE position ids for the optimum decoder; rotary
-        cos/sin and sequence lengths for the fused one (it applies rotary with host-computed angles)."""
+        caches and sequence lengths for the fused one (its attention rotates index ``i`` with row ``i``; the
+        rows before the new tokens are never read: those keys were rotated when they were written)."""
         if not self.fused:
             return {io_names.ATTENTION_MASK: np.ones((1, total), dtype=np.int64),
                     io_names.POSITION_IDS: np.ascontiguousarray(positions, dtype=np.int64)}
-        if positions.shape[-1] == 1 and (positions == positions[0]).all():  # a generated token: one table row
-            cos, sin = self._step_rope.at(int(positions[0, 0, 0]))
-        else:
-            cos, sin = mrope_cos_sin(self.cfg, positions, self.kv_dtype)
-        return {io_names.COS: cos, io_names.SIN: sin, io_names.SEQLENS_K: np.array([total - 1], dtype=np.int32),
+        shape = (total, self.cfg.head_dim // 2)
+        cos, sin = np.zeros(shape, self.kv_dtype), np.zeros(shape, self.kv_dtype)
+        cos[total - positions.shape[-1]:], sin[total - positions.shape[-1]:] = self._rope.of(positions)
+        return {io_names.COS_CACHE: cos, io_names.SIN_CACHE: sin,
+                io_names.SEQLENS_K: np.array([total - 1], dtype=np.int32),
                 io_names.TOTAL_SEQUENCE_LENGTH: np.array(total, dtype=np.int32)}
 
     def _embed_next(self, token: int) -> Any:
@@ -631,22 +708,35 @@ class Engine:
         past: Cache | None = None,
         max_new_tokens: int = 512,
         on_text: Callable[[str], None] | None = None,
+        alternatives: int = 0,
     ) -> Generation:
-        """Greedy decoding after ``ids`` (and ``past``): stops on a stop token or at ``max_new_tokens``."""
+        """Greedy decoding after ``ids`` (and ``past``): stops on a stop token or at ``max_new_tokens``.
+
+        ``alternatives`` > 0: the generation also carries, per token, the step's ``alternatives`` most likely
+        (token id, log-probability) pairs (``Generation.choices``); the greedy tokens are the same either way.
+        On the plain and IO-binding paths the step's logits are on the host already. On the static-cache path
+        they stay on the device (only the 8-byte token comes back), so asking for alternatives copies the
+        vocabulary-sized logits to the host every step. That, and the host's float64 log-softmax (about 15 us
+        per step for the embedded model's 1k vocabulary, 1.5 ms for Qwen2-VL's 152k), is nothing for the
+        embedded model's short digits answer, but not meant for a large model's decode benchmark, which never
+        asks.
+        """
         t0 = time.perf_counter()
         if self._kv is not None:
             start = 0 if past is None else past.length
             if past is not None:
                 self._kv.check(past)
             self._static_room(start + len(ids) + max_new_tokens, start)  # buffers never move inside a generation
-            _logits, cache = self.prefill(ids, images, past)
-            assert self._io is not None
-            token = int(self._io.token.numpy()[0, 0])
+            logits, cache = self.prefill(ids, images, past)
+            io = self._io
+            assert io is not None
+            token = int(io.token.numpy()[0, 0])
         else:
             logits, cache = self.prefill(ids, images, past)
             token = int(np.argmax(logits))
         t1 = time.perf_counter()
         tokens: list[int] = []
+        choices: list[list[tuple[int, float]]] | None = [] if alternatives > 0 else None
         shown = ""
         stopped = False
         steps = 0
@@ -655,6 +745,8 @@ class Engine:
                 stopped = True
                 break
             tokens.append(token)
+            if choices is not None:  # ``logits`` are those that chose ``token`` (the prefill's for the first)
+                choices.append(top_choices(logits, alternatives))
             if on_text is not None:
                 text = self.tokenizer.decode(tokens)
                 if len(text) > len(shown) and not text.endswith("\ufffd"):  # wait for whole UTF-8 characters
@@ -663,8 +755,10 @@ class Engine:
             if len(tokens) == max_new_tokens:
                 break
             if self._kv is not None:
-                token = self._static_step(cache.length, cache.rope_delta)
+                token = self._static_step(cache.length)
                 cache = Cache(cache.values, cache.length + 1, cache.rope_delta)
+                if choices is not None:  # a vocabulary-sized device-to-host copy per step (see the docstring)
+                    logits = io.logits.numpy()[0, -1]
             else:
                 position = np.full((3, 1, 1), cache.length + cache.rope_delta, dtype=np.int64)
                 logits, values = self._run_decoder(self._embed_next(token), position, cache.length + 1, cache)
@@ -676,7 +770,7 @@ class Engine:
         if on_text is not None and len(text) > len(shown):  # what waited for more bytes of a character
             on_text(text[len(shown):])
         prompt = (past.length if past is not None else 0) + len(ids)
-        return Generation(tokens, text, prompt, t1 - t0, t2 - t1, stopped, steps)
+        return Generation(tokens, text, prompt, t1 - t0, t2 - t1, stopped, steps, choices)
 
 
-__all__ = ["Cache", "EncodedImage", "Engine", "Generation", "StepSeconds", "fused_decoder_fits"]
+__all__ = ["Cache", "EncodedImage", "Engine", "Generation", "StepSeconds", "fused_decoder_fits", "top_choices"]

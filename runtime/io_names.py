@@ -15,6 +15,8 @@ DECODER = "decoder_model_merged"
 GRAPHS = (VISION_ENCODER, EMBED_TOKENS, DECODER)
 # Optional: the decoder rebuilt with fused operators (export/gqa_decoder.py, `vlm-export --fused-decoder`).
 FUSED_DECODER = "decoder_gqa"
+# Optional: the Qwen2-VL vision encoder rebuilt with fused operators (export/vision_fused.py, `--fused-vision`).
+FUSED_VISION = "vision_fused"
 PRECISION_SUFFIX = {"fp32": "", "fp16": "_fp16", "int4": "_q4"}
 
 # vision_encoder
@@ -23,6 +25,8 @@ GRID_THW = "grid_thw"  # (num_images, 3) int64
 WINDOW_INDEX = "window_index"  # Qwen2.5-VL only: (num_merged_patches,) int64
 CU_WINDOW_SEQLENS = "cu_window_seqlens"  # Qwen2.5-VL only: (num_windows + 1,) int64
 IMAGE_EMBEDS = "image_embeds"  # (num_merged_patches, text_hidden)
+# vision_fused: pixel_values, then COS_CACHE / SIN_CACHE (below) of shape (num_patches, vision head_dim / 2), the
+# 2D vision rotary of each patch computed on the host (runtime.vision_rope.vision_rope_rows); one image per call.
 
 # embed_tokens
 INPUT_IDS = "input_ids"  # (batch, seq) int64
@@ -34,8 +38,11 @@ POSITION_IDS = "position_ids"  # (3, batch, seq) int64: M-RoPE temporal/height/w
 LOGITS = "logits"  # (batch, seq, vocab); the fused decoder: (batch, 1, vocab), the last position
 
 # decoder_gqa (besides inputs_embeds, logits and the cache names)
-COS = "cos"  # (batch, seq, head_dim): M-RoPE angles computed on the host (runtime.rope.mrope_cos_sin)
-SIN = "sin"
+# (rows, head_dim / 2), rows >= total length: the rotary angles of every sequence index (M-RoPE, computed on
+# the host by runtime.rope.rope_rows); GroupQueryAttention reads the rows of the new tokens' indices.
+COS_CACHE = "cos_cache"
+SIN_CACHE = "sin_cache"
+LEGACY_COS = "cos"  # fused decoders written before the rotary moved into the attention (refused: re-export)
 SEQLENS_K = "seqlens_k"  # (batch,) int32: total length - 1
 TOTAL_SEQUENCE_LENGTH = "total_sequence_length"  # () int32
 NEXT_TOKEN = "next_token"  # (batch, 1) int64: the greedy token, computed in the graph

@@ -4,6 +4,11 @@ The rules question and the digits question share the image encoding and the
 prompt prefix's KV cache: the image is encoded once and the prefix (system
 turn + image tokens, the bulk of the prompt) is prefilled once, then each
 question continues from that cache.
+
+A reading that does not solve uniquely goes through the reading check
+(runtime/reading_check.py): the digits answer is generated with the model's
+next choices per token, and the most likely change of a few doubtful digits
+that gives exactly one solution is taken, and reported as such.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ from PIL import Image
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
-from ..solver.solve import SolveResult, solve
+from ..solver.solve import SOLVED, SolveResult, solve
 from .answers import read_answers
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import GridView, Viewed, load_grid_view
 from .image_io import load_image
 from .prompts import QUESTIONS, shared_prompt
+from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_reading
 
 QUESTION_ORDER = ("rules", "digits")
 
@@ -53,6 +59,13 @@ class Outcome:
     result: SolveResult | None = None
     error: VlmSudokuError | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # The reading check, when it ran (the reading as given did not solve uniquely and the backend gives the
+    # model's alternatives); with corrections, ``puzzle`` and ``result`` above are the corrected reading's.
+    check: ReadingCheck | None = None
+
+    @property
+    def corrections(self) -> tuple[Correction, ...]:
+        return self.check.corrections if self.check is not None else ()
 
     @property
     def exit_code(self) -> int:
@@ -65,11 +78,17 @@ class Outcome:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, max_new_tokens: int = 512, share_prefix: bool = True) -> None:
+    check_reading = True  # (a class default too: subclasses with their own __init__, e.g. the torch baseline)
+
+    def __init__(self, engine: Engine, max_new_tokens: int = 512, share_prefix: bool = True,
+                 check_reading: bool = True) -> None:
+        """``check_reading``: settle a reading that does not solve uniquely with the model's next choices
+        (runtime/reading_check.py); False reports the model's reading as is."""
         self.engine = engine
         self.image_settings = engine.image_settings
         self.max_new_tokens = max_new_tokens
         self.share_prefix = share_prefix
+        self.check_reading = check_reading
         self.load_s = engine.load_s
         self.provider_name, self.precision, self.notes = engine.provider_name, engine.precision, engine.choice.notes
         self.grid_view: GridView | None = load_grid_view(engine.folder)
@@ -84,9 +103,9 @@ class Pipeline:
     @classmethod
     def load(cls, folder: str | Path, provider: str = "auto", precision: str | None = None, threads: int | None = None,
              max_new_tokens: int = 512, share_prefix: bool = True, decoder: str = "auto",
-             cuda_graph: bool = False) -> "Pipeline":
+             cuda_graph: bool = False, check_reading: bool = True) -> "Pipeline":
         return cls(Engine(folder, provider=provider, precision=precision, threads=threads, decoder=decoder,
-                          cuda_graph=cuda_graph), max_new_tokens, share_prefix)
+                          cuda_graph=cuda_graph), max_new_tokens, share_prefix, check_reading)
 
     def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
                    on_text: Callable[[str, str], None] | None = None) -> Reading:
@@ -103,17 +122,27 @@ class Pipeline:
             prefix_s = time.perf_counter() - t
         for q in questions:
             callback = (lambda text, q=q: on_text(q, text)) if on_text else None
+            # the digits answer carries the model's next choices per token when the reading check may need them
+            alternatives = ALTERNATIVES if self.check_reading and q == "digits" else 0
             if cache is not None:
                 answers[q] = engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=self.max_new_tokens,
-                                             on_text=callback)
+                                             on_text=callback, alternatives=alternatives)
             else:
                 answers[q] = engine.generate(prompt.full(q), images=[encoded], max_new_tokens=self.max_new_tokens,
-                                             on_text=callback)
+                                             on_text=callback, alternatives=alternatives)
         return Reading(encoded, answers, len(prompt.prefix_ids), prefix_s, viewed)
 
     def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
         """The answers' texts (the interface tools/eval_reader.py scores)."""
         return self.read_image(image, questions).texts()
+
+    def check(self, puzzle: Puzzle, result: SolveResult, reading: Reading) -> ReadingCheck | None:
+        """The reading check of ``reading``'s digits answer, read as ``puzzle`` with ``result``: None when the
+        check is off or the answer carries no alternatives (the torch baseline's generate gives none)."""
+        digits = reading.answers.get("digits")
+        if not self.check_reading or digits is None or digits.choices is None:
+            return None
+        return check_reading(puzzle, result, digits.text, digits.tokens, digits.choices, self.engine.tokenizer)
 
     def solve_path(self, path: str | Path, on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> Outcome:
         """Read and solve one image file; errors are captured in the outcome, never raised."""
@@ -142,6 +171,12 @@ class Pipeline:
             out.result = solve(out.puzzle)
             out.timings["solve"] = out.result.seconds
             stage("solve", {"status": out.result.status, "solve": out.result.seconds})
+            if out.result.status != SOLVED:
+                out.check = self.check(out.puzzle, out.result, reading)
+                if out.check is not None:
+                    out.timings["reading_check"] = out.check.seconds
+                    out.puzzle, out.result = out.check.puzzle, out.check.result
+                    stage("check", {"check": out.check})
         except VlmSudokuError as exc:
             out.error = exc
         return out
@@ -153,7 +188,11 @@ def outcome_json(out: Outcome) -> dict[str, Any]:
 
     obj: dict[str, Any] = {"image": out.image}
     if out.puzzle is not None:
-        obj["grid"] = out.puzzle.format_grid()
+        obj["grid"] = out.puzzle.format_grid()  # as corrected by the reading check, if it corrected anything
+        if out.check is not None and out.check.corrected:
+            obj["grid_as_read"] = out.check.read_puzzle.format_grid()
+            obj["status_as_read"] = out.check.read_status
+        obj["corrections"] = [c.as_json() for c in out.corrections]
         obj["rules"] = write_rules(out.puzzle.with_givens([[0] * out.puzzle.size] * out.puzzle.size))
     if out.result is not None and out.puzzle is not None:
         res = result_json(out.puzzle, out.result)

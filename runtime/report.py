@@ -8,11 +8,14 @@ The JSON object is the machine contract of ``vlm-solve --json`` (README):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..solver.grid_text import format_grid, pretty_grid
 from ..solver.puzzle import Puzzle
 from ..solver.solve import MULTIPLE, NO_SOLUTION, SOLVED, SolveResult
+
+if TYPE_CHECKING:
+    from .reading_check import ReadingCheck
 
 EXIT_CODES = {SOLVED: 0, NO_SOLUTION: 3, MULTIPLE: 4}
 
@@ -49,3 +52,11 @@ def status_message(result: SolveResult) -> str | None:
     if result.status == MULTIPLE:
         return "the puzzle has more than one solution (two are shown)"
     return None
+
+
+def check_lines(check: "ReadingCheck") -> list[str]:
+    """The reading check for people: one line per correction, or one saying that nothing was changed (a
+    corrected answer always says so, with the model's probabilities, so the reader can judge it)."""
+    if check.corrected:
+        return [f"{c.describe()}: {check.why()}" for c in check.corrections]
+    return [check.summary()]

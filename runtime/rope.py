@@ -147,3 +147,18 @@ def mrope_cos_sin(cfg: ModelConfig, position_ids: np.ndarray, dtype: type = np.f
     chosen = np.moveaxis(freqs[band, :, :, np.arange(half)], 0, -1)  # (batch, seq, half)
     emb = np.concatenate([chosen, chosen], axis=-1)
     return np.cos(emb).astype(dtype), np.sin(emb).astype(dtype)
+
+
+def rope_rows(cfg: ModelConfig, position_ids: np.ndarray, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin (seq, head_dim / 2) at ``position_ids`` (3, seq) for batch 1: the rows of the cos/sin
+    caches that GroupQueryAttention's own rotary reads (rotate-half layout, each frequency once).
+
+    Why the fused decoder needs only this: GroupQueryAttention rotates the token at sequence index ``i``
+    with row ``i`` of its caches, so the host writes, at each new token's index, the M-RoPE angles of its
+    three positions (:func:`mrope_cos_sin`'s first half). A generated token's three positions are equal,
+    which makes its row plain RoPE; the decode rows of a whole generation are written once.
+    """
+    positions = np.asarray(position_ids).reshape(3, 1, -1)
+    cos, sin = mrope_cos_sin(cfg, positions, dtype)
+    half = cfg.head_dim // 2
+    return np.ascontiguousarray(cos[0, :, :half]), np.ascontiguousarray(sin[0, :, :half])

@@ -11,12 +11,12 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from vlm_sudoku.export.gqa_decoder import (  # noqa: E402
-    COS, INPUTS_EMBEDS, LOGITS, NEXT_TOKEN, SEQLENS_K, SIN, TOTAL_SEQUENCE_LENGTH, build_decoder,
+    COS_CACHE, INPUTS_EMBEDS, LOGITS, NEXT_TOKEN, SEQLENS_K, SIN_CACHE, TOTAL_SEQUENCE_LENGTH, build_decoder,
 )
 from vlm_sudoku.runtime import io_names  # noqa: E402
 from vlm_sudoku.runtime.cli import default_model_dir  # noqa: E402
 from vlm_sudoku.runtime.model_config import ModelConfig  # noqa: E402
-from vlm_sudoku.runtime.rope import decode_position_ids, get_rope_index, mrope_cos_sin  # noqa: E402
+from vlm_sudoku.runtime.rope import decode_position_ids, get_rope_index, rope_rows  # noqa: E402
 
 STEPS = 24
 
@@ -61,9 +61,11 @@ def test_gqa_decoder_matches_transformers(which: str, request: pytest.FixtureReq
     all_embeds, all_positions = embeds, positions
     tokens, reference = [], []
     for step in range(STEPS):
-        cos, sin = mrope_cos_sin(cfg, step_positions)
         total = length + step_embeds.shape[1]
-        feeds = {INPUTS_EMBEDS: step_embeds, COS: cos, SIN: sin, SEQLENS_K: np.array([total - 1], np.int32),
+        # Rows below ``length`` are never read (those keys were rotated when they were written): NaN proves it.
+        cos, sin = (np.full((total + 5, cfg.head_dim // 2), np.nan, np.float32) for _ in range(2))
+        cos[length:total], sin[length:total] = rope_rows(cfg, step_positions)
+        feeds = {INPUTS_EMBEDS: step_embeds, COS_CACHE: cos, SIN_CACHE: sin, SEQLENS_K: np.array([total - 1], np.int32),
                  TOTAL_SEQUENCE_LENGTH: np.array(total, np.int32), **past}
         names = [LOGITS, NEXT_TOKEN] + io_names.present_names(cfg.num_layers)
         logits, next_token, *presents = session.run(names, feeds)
@@ -306,17 +308,24 @@ def test_static_cache_and_cuda_graph_options_are_checked(fused_export: Path, tin
     assert Engine(fused_export, provider="cpu", io_binding=True, static_cache=False)._kv is None
 
 
-def test_step_rope_table_equals_per_step_mrope(fused_export: Path) -> None:
-    """The decode steps' cos/sin come from a table of a block of positions; each row is exactly what
-    mrope_cos_sin gives for that position alone (the fused decoder's parity rests on these inputs)."""
-    from vlm_sudoku.runtime.engine import Engine, _StepRope
-    from vlm_sudoku.runtime.rope import mrope_cos_sin
+def test_rope_rows_of_decode_steps_equal_mrope_rows(fused_export: Path) -> None:
+    """The rotary rows of generated tokens come from a table kept across generations; each row is exactly what
+    rope_rows gives for that position alone, and prompt rows (unequal M-RoPE positions) are computed as given:
+    the fused decoder's parity rests on these inputs."""
+    from vlm_sudoku.runtime.engine import Engine, _RopeRows
 
     engine = Engine(fused_export, provider="cpu")
-    table = _StepRope(engine.cfg, np.float32)
-    for position in (-3, 0, 1, 511, 512, 2000, 7):  # across blocks, backwards too
-        cos, sin = table.at(position)
-        want = mrope_cos_sin(engine.cfg, np.full((3, 1, 1), position, dtype=np.int64), np.float32)
-        assert cos.shape == want[0].shape and cos.flags.c_contiguous
-        np.testing.assert_array_equal(cos, want[0])
-        np.testing.assert_array_equal(sin, want[1])
+    cfg = engine.cfg
+    table = _RopeRows(cfg, np.float32)
+    for start, n in ((0, 1), (1, 5), (1020, 10), (3000, 1), (7, 3)):  # across blocks, backwards too
+        cos, sin = table.of(np.broadcast_to(np.arange(start, start + n), (3, 1, n)))
+        assert cos.shape == (n, cfg.head_dim // 2)
+        for i in range(n):
+            want = rope_rows(cfg, np.full((3, 1), start + i))
+            np.testing.assert_array_equal(cos[i], want[0][0])
+            np.testing.assert_array_equal(sin[i], want[1][0])
+    ids, grid = _prompt(cfg, (1, 4, 6))
+    positions, _ = get_rope_index(cfg, ids, image_grid_thw=grid)
+    assert not (positions == positions[0]).all()
+    for got, want in zip(table.of(positions), rope_rows(cfg, positions)):
+        np.testing.assert_array_equal(got, want)

@@ -39,6 +39,9 @@ def test_packaged_graphs_share_the_weights_and_match_transformers(fp16_model, tm
     shared = sum(g["shared_fp16_bytes"] for g in summary["graphs"].values())
     inline = sum(g["inline_bytes"] for g in summary["graphs"].values())
     assert shared >= 0.9 * weights and inline < 0.1 * shared  # the graphs read the weights; no second copy
+    for name, counts in summary["graphs"].items():  # each graph, the fused decoder's stacked q/k/v included
+        if counts["shared_fp16_bytes"]:
+            assert counts["inline_bytes"] < 0.05 * counts["shared_fp16_bytes"], name
     manifest = Manifest.load(out)
     assert {g.file for g in manifest.graphs} == {"vision_encoder.onnx", "embed_tokens.onnx", "decoder_model_merged.onnx",
                                                  "decoder_gqa.onnx"}

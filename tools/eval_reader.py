@@ -7,6 +7,15 @@ Data sets: the fixed validation split of the newspaper photos (tools/train/photo
 and rendered puzzles from seeds the training never draws. The ONNX backend runs
 the product's own runtime; the torch backend runs transformers' generate on the
 same prompts. Prints a table and, with --json, one object.
+
+Each reading is scored as the model gave it (grid exact, cell accuracy) and, with
+the ONNX backend, after the reading check too (runtime/reading_check.py: a reading
+that does not solve uniquely takes the most likely change of a few doubtful
+digits that gives one solution), as vlm-solve reports it: grid_exact_checked,
+cell_accuracy_checked, how many readings the check changed and how many of those
+still had a wrong digit after. The check presumes a puzzle with one solution, so
+truth_unique counts the images whose true puzzle has one (the newspaper photos
+all do; rendered puzzles mostly do not, and there the check can only hurt).
 """
 
 from __future__ import annotations
@@ -19,14 +28,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import click
 from PIL import Image
 
-from ..runtime.answers import parse_digits_answer, parse_rules_answer
+from ..runtime.answers import parse_digits_answer, parse_rules_answer, read_answers
 from ..solver.errors import VlmSudokuError
-from ..solver.puzzle import Puzzle
+from ..solver.puzzle import Grid, Puzzle
+from ..solver.solve import SOLVED, solve
 
 EVAL_SEED_BASE = 10**12  # training draws seeds below 2**62 from its own stream; these are fixed and listed
 
@@ -54,16 +64,31 @@ class Score:
     unreadable: int = 0
     confusion: Counter = field(default_factory=Counter)  # (true, read) symbol pairs that differ
     seconds: float = 0.0
+    checked: bool = False  # scored after the reading check too (the fields below)
+    grid_exact_checked: int = 0
+    cells_right_checked: int = 0
+    corrected: int = 0  # readings the check changed
+    corrected_wrong: int = 0  # ... that still had a wrong digit after
+    truth_unique: int = 0  # images whose true puzzle has exactly one solution
+    check_seconds: float = 0.0
 
     def row(self, name: str) -> dict:
+        images = max(1, self.images)
+        checked = self.checked or None  # None: this backend gives no alternatives, no check ran
         return {
             "set": name, "images": self.images,
-            "grid_exact": self.grid_exact / max(1, self.images),
+            "grid_exact": self.grid_exact / images,
             "cell_accuracy": self.cells_right / max(1, self.cells),
+            "grid_exact_checked": checked and self.grid_exact_checked / images,
+            "cell_accuracy_checked": checked and self.cells_right_checked / max(1, self.cells),
+            "corrected": checked and self.corrected,
+            "corrected_wrong": checked and self.corrected_wrong,
+            "truth_unique": self.truth_unique,
             "rules_exact": self.rules_exact / max(1, self.rules_checked) if self.rules_checked else None,
             "unreadable": self.unreadable,
             "top_confusions": [f"{t}->{r} x{k}" for (t, r), k in self.confusion.most_common(8)],
-            "seconds_per_image": self.seconds / max(1, self.images),
+            "seconds_per_image": self.seconds / images,
+            "check_seconds_per_image": checked and self.check_seconds / images,
         }
 
 
@@ -72,10 +97,12 @@ def same_rules(a: Puzzle, b: Puzzle) -> bool:
         map(repr, b.constraints))
 
 
-def score_item(item: Item, answers: dict[str, str], score: Score) -> None:
+def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid | None = None) -> None:
+    """Score one reading; ``checked``: the givens after the reading check when it changed them (None: as read)."""
     truth = item.puzzle
     n = truth.size
     score.images += 1
+    score.truth_unique += solve(truth).status == SOLVED
     sym = truth.alphabet.symbol
     try:
         read = parse_digits_answer(answers["digits"], n)
@@ -91,6 +118,13 @@ def score_item(item: Item, answers: dict[str, str], score: Score) -> None:
             for c in range(n):
                 if read[r][c] != truth.givens[r][c]:
                     score.confusion[(sym(truth.givens[r][c]), sym(read[r][c]))] += 1
+        after = read if checked is None else checked
+        right = sum(after[r][c] == truth.givens[r][c] for r in range(n) for c in range(n))
+        score.cells_right_checked += right
+        score.grid_exact_checked += right == n * n
+        if checked is not None and checked != read:
+            score.corrected += 1
+            score.corrected_wrong += right != n * n
     if item.check_rules and "rules" in answers:
         score.rules_checked += 1
         try:
@@ -131,17 +165,43 @@ def _variant_kinds() -> tuple[str, ...]:
     return VARIANT_KINDS
 
 
+def checked_givens(reader: Any, reading: Any, size: int) -> Grid | None:
+    """The givens after vlm-solve's reading check (Pipeline.check) when it changed them, else None: the model's
+    rules and digits answers as one puzzle, solved, checked when not unique. None too where the check cannot run
+    (an unreadable answer, a size other than the truth's)."""
+    try:
+        puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text)
+    except VlmSudokuError:
+        return None
+    if puzzle.size != size:
+        return None
+    result = solve(puzzle)
+    check = reader.check(puzzle, result, reading) if result.status != SOLVED else None
+    return check.puzzle.givens if check is not None and check.corrected else None
+
+
 def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True) -> list[dict]:
+    # the product's own pipeline with its reading check on: score the readings after the check too
+    check = bool(getattr(reader, "check_reading", False)) and hasattr(reader, "engine")
     rows = []
     for name in sets:
-        score = Score()
+        score = Score(checked=check)
         items = list(SETS[name](count))
         with click.progressbar(items, label=name, file=sys.stderr) if progress else _nullbar(items) as bar:
             for item in bar:
                 t = time.perf_counter()
-                answers = reader.read(item.image, ("rules", "digits"))
-                score.seconds += time.perf_counter() - t
-                score_item(item, answers, score)
+                checked = None
+                if check:
+                    reading = reader.read_image(item.image, ("rules", "digits"))  # type: ignore[attr-defined]
+                    answers = reading.texts()
+                    score.seconds += time.perf_counter() - t
+                    t = time.perf_counter()
+                    checked = checked_givens(reader, reading, item.puzzle.size)
+                    score.check_seconds += time.perf_counter() - t
+                else:
+                    answers = reader.read(item.image, ("rules", "digits"))
+                    score.seconds += time.perf_counter() - t
+                score_item(item, answers, score, checked)
         rows.append(score.row(name))
     return rows
 
@@ -158,12 +218,17 @@ class _nullbar:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| data set | images | grid exact | cell accuracy | rules exact | unreadable | s/image | top confusions (true->read) |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| data set | images | grid exact | cell accuracy | grid exact checked | cell accuracy checked | "
+             "corrected (wrong) | truth unique | rules exact | unreadable | s/image | top confusions (true->read) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         rules = "-" if r["rules_exact"] is None else f"{100 * r['rules_exact']:.1f}%"
+        checked = ("- | - | -" if r["grid_exact_checked"] is None else
+                   f"{100 * r['grid_exact_checked']:.1f}% | {100 * r['cell_accuracy_checked']:.2f}% | "
+                   f"{r['corrected']} ({r['corrected_wrong']})")
         lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {100 * r['cell_accuracy']:.2f}% | "
-                     f"{rules} | {r['unreadable']} | {r['seconds_per_image']:.2f} | {', '.join(r['top_confusions'][:5])} |")
+                     f"{checked} | {r['truth_unique']} | {rules} | {r['unreadable']} | {r['seconds_per_image']:.2f} | "
+                     f"{', '.join(r['top_confusions'][:5])} |")
     return "\n".join(lines)
 
 

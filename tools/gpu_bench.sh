@@ -1,33 +1,38 @@
 #!/bin/sh
 # The GPU measurements of docs/benchmarks.md, in phases that fit the GPU machine's 10-minute commands.
 #
-#   sh tools/gpu_bench.sh export OUT   # random Qwen2-VL-2B weights + vlm-export fp32/fp16/int4 + fused decoder
+#   sh tools/gpu_bench.sh export OUT   # random Qwen2-VL-2B weights + vlm-export fp32/fp16/int4 + fused decoder and vision
 #   sh tools/gpu_bench.sh bench OUT    # vlm-bench: transformers baseline and every runtime row, one process
 #   sh tools/gpu_bench.sh default OUT  # the default model on the GPU (fp32 as shipped, fp16 exported there)
 #   sh tools/gpu_bench.sh tests OUT    # tests/test_cuda_provider.py
+#   sh tools/gpu_bench.sh vision OUT   # the fused vision encoder fp16 (tools/bench_vision.py)
+#   sh tools/gpu_bench.sh profile OUT  # the kernels of one fp16 CUDA-graph decode step (tools/profile_decode.py)
 #   sh tools/gpu_bench.sh all OUT      # all four in order (start it with setsid and poll: about 15 minutes)
 #
 # PYTHONPATH must reach vlm_sudoku and onnxruntime-gpu (docs/benchmarks.md says how they get there).
 # Each phase writes its log under OUT; WORK (default /tmp/vlm-gpu) keeps the model and exports between phases.
 set -eu
-phase=${1:?phase: export, bench, default or tests}
+phase=${1:?phase: export, bench, default, tests or profile}
 out=${2:?output folder}
 work=${WORK:-/tmp/vlm-gpu}
 mkdir -p "$out" "$work"
 say() { echo "== $(date +%T) $*" >&2; }
+random_2b() {  # the Qwen2-VL-2B shape with random weights, made once per machine
+    if [ ! -f "$work/q2b/config.json" ]; then
+        say "random Qwen2-VL-2B weights"
+        python3 -m vlm_sudoku.tools.make_random_model qwen2-vl-2b "$work/q2b" --tokenizer > "$out/make_model.log" 2>&1
+    fi
+}
 
 case "$phase" in
 all)
     for p in export bench default tests; do sh "$0" "$p" "$out" || echo "phase $p failed" >&2; done
     ;;
 export)
-    if [ ! -f "$work/q2b/config.json" ]; then
-        say "random Qwen2-VL-2B weights"
-        python3 -m vlm_sudoku.tools.make_random_model qwen2-vl-2b "$work/q2b" --tokenizer > "$out/make_model.log" 2>&1
-    fi
-    say "vlm-export (fp32, fp16, int4, fused decoder)"
+    random_2b
+    say "vlm-export (fp32, fp16, int4, fused decoder and vision)"
     python3 -m vlm_sudoku.export.cli "$work/q2b" -o "$work/q2bx" --precision fp32 --precision fp16 \
-        --precision int4 --fused-decoder --device cuda --check-tokens 0 > "$out/export.log" 2>&1
+        --precision int4 --fused-decoder --fused-vision --device cuda --check-tokens 0 > "$out/export.log" 2>&1
     # (no export-time parity here: vlm-bench compares every runtime row with transformers fp32 on 256 tokens)
     du -sh "$work"/q2bx/onnx/* >> "$out/export.log"
     ;;
@@ -38,9 +43,9 @@ bench)
     cat "$out/bench.md"
     ;;
 default)
-    say "default model: vlm-export fp16 + fused decoder"
+    say "default model: vlm-export fp16 + fused decoder and vision"
     python3 -m vlm_sudoku.export.cli runtime/default_model/hf -o "$work/default_fp16" --precision fp16 \
-        --fused-decoder --device cuda --check-tokens 16 --force > "$out/default_export.log" 2>&1
+        --fused-decoder --fused-vision --device cuda --check-tokens 16 --force > "$out/default_export.log" 2>&1
     for run in "runtime/default_model" "$work/default_fp16" "$work/default_fp16 --cuda-graph"; do
         say "bench_runtime $run"
         # shellcheck disable=SC2086
@@ -48,6 +53,18 @@ default)
             >> "$out/default_model.md" 2>> "$out/default_model.err" || echo "failed: $run" >> "$out/default_model.md"
     done
     cat "$out/default_model.md"
+    ;;
+vision)
+    random_2b
+    say "bench_vision"
+    python3 -m vlm_sudoku.tools.bench_vision "$work/q2b" > "$out/vision.md" 2> "$out/vision.err" || tail -5 "$out/vision.err"
+    cat "$out/vision.md"
+    ;;
+profile)
+    random_2b
+    say "profile_decode"
+    python3 -m vlm_sudoku.tools.profile_decode "$work/q2b" > "$out/profile.md" 2> "$out/profile.err" || tail -5 "$out/profile.err"
+    cat "$out/profile.md"
     ;;
 tests)
     say "tests/test_cuda_provider.py"

@@ -70,6 +70,24 @@ def _digest(a: np.ndarray) -> bytes:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).digest()
 
 
+def _stacked_parts(a: np.ndarray, lookup: dict[bytes, tuple[str, bool]], sizes: set[int]) -> list[str] | None:
+    """The stored tensors whose rows, stacked, make ``a`` (1-D) or ``a.T`` (2-D): the fused decoder's q/k/v
+    projection is the three matrices (and biases) stacked, which the safetensors file holds separately."""
+    rows = a if a.ndim == 1 else a.T
+    keys, at = [], 0
+    while at < len(rows):
+        for size in sorted(sizes, reverse=True):
+            part = np.ascontiguousarray(rows[at:at + size])
+            hit = lookup.get(_digest(part.astype(np.float16))) if len(part) == size else None
+            if hit is not None and not hit[1]:
+                keys.append(hit[0])
+                at += size
+                break
+        else:
+            return None
+    return keys if len(keys) > 1 else None
+
+
 def share_weights(graph_path: Path, out_path: Path, weights: Path, location: str) -> dict[str, int]:
     """Rewrite one graph so its large initializers read ``weights``; returns byte counts."""
     import onnx
@@ -79,6 +97,7 @@ def share_weights(graph_path: Path, out_path: Path, weights: Path, location: str
     stored = safetensors_index(weights)
     arrays = load_file(str(weights))
     lookup: dict[bytes, tuple[str, bool]] = {}
+    sizes = {arr.shape[0] for arr in arrays.values() if arr.ndim in (1, 2)}
     for key, arr in arrays.items():
         lookup.setdefault(_digest(arr), (key, False))
         if arr.ndim == 2:
@@ -89,26 +108,37 @@ def share_weights(graph_path: Path, out_path: Path, weights: Path, location: str
     for init in graph.initializer:
         a = numpy_helper.to_array(init)
         half = a.astype(np.float16) if a.dtype == np.float32 else None
-        hit = None
+        hit, parts = None, None
         if half is not None and a.size >= MIN_SHARED_ELEMENTS and np.array_equal(half.astype(np.float32), a):
             hit = lookup.get(_digest(half))
-        if hit is None:
+            if hit is None and a.ndim in (1, 2):
+                parts = _stacked_parts(a, lookup, sizes)
+        if hit is None and parts is None:
             keep.append(init)
             inline += a.nbytes
             continue
-        key, transposed = hit
-        st = stored[key]
-        ext = TensorProto()
-        ext.name = f"{init.name}::fp16"
-        ext.data_type = TensorProto.FLOAT16
-        ext.dims.extend(st.shape if transposed else a.shape)
-        ext.data_location = TensorProto.EXTERNAL
-        for k, v in (("location", location), ("offset", str(st.offset)), ("length", str(st.length))):
-            entry = ext.external_data.add()
-            entry.key, entry.value = k, v
-        keep.append(ext)
+        if parts is not None:  # stacked stored tensors: Concat (rows) of the parts, then as a single tensor
+            key, transposed = parts[0], a.ndim == 2
+        else:
+            key, transposed = hit
+        sources = []
+        for n, part in enumerate(parts or [key]):
+            st = stored[part]
+            ext = TensorProto()
+            ext.name = f"{init.name}::fp16" + (f"::{n}" if parts else "")
+            ext.data_type = TensorProto.FLOAT16
+            ext.dims.extend(st.shape if (transposed or parts) else a.shape)
+            ext.data_location = TensorProto.EXTERNAL
+            for k, v in (("location", location), ("offset", str(st.offset)), ("length", str(st.length))):
+                entry = ext.external_data.add()
+                entry.key, entry.value = k, v
+            keep.append(ext)
+            sources.append(ext.name)
+        if parts:
+            added_nodes.append(helper.make_node("Concat", sources, [f"{init.name}::fp16"], axis=0,
+                                                name=f"/weights/{init.name}/stack"))
         cast_out = f"{init.name}::fp32" if transposed else init.name
-        added_nodes.append(helper.make_node("Cast", [ext.name], [cast_out], to=TensorProto.FLOAT,
+        added_nodes.append(helper.make_node("Cast", [f"{init.name}::fp16"], [cast_out], to=TensorProto.FLOAT,
                                             name=f"/weights/{init.name}/cast"))
         if transposed:
             added_nodes.append(helper.make_node("Transpose", [cast_out], [init.name], perm=[1, 0],
