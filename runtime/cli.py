@@ -93,6 +93,9 @@ def expand_images(paths: tuple[str, ...]) -> list[Path]:
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int4"]), default=None,
               help="Graphs to run (default: fp16 on a GPU when exported, else fp32); int4 needs an export made "
                    "with --precision int4 --fused-decoder.")
+@click.option("--cuda-graph/--no-cuda-graph", "cuda_graph", default=None,
+              help="Replay each decode step as a CUDA graph (default: on with the CUDA provider and an fp16 or "
+                   "int4 fused decoder).")
 @click.option("--grid", metavar="TEXT", help="Puzzle as text: 16/36/81/256 symbols, '.' or '0' for blanks.")
 @click.option("--fpuzzles", metavar="FILE", help="Puzzle in f-puzzles JSON ('-' reads standard input).")
 @click.option("--rules", metavar="FILE", help="Puzzle in the compact rules JSON with a 'grid' ('-' for stdin).")
@@ -104,7 +107,7 @@ def expand_images(paths: tuple[str, ...]) -> list[Path]:
                    "the most likely change of up to 3 doubtful digits (the model's own next choices) that gives "
                    "exactly one solution is taken, and every change is reported.")
 def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
-         threads: int | None, precision: str | None,
+         threads: int | None, precision: str | None, cuda_graph: bool | None,
          grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool,
          verbose: bool, no_reading_check: bool) -> None:
     """Read Sudoku puzzles from images with a vision-language model, or take them as text, and solve them."""
@@ -118,6 +121,7 @@ def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend:
     if given:
         sys.exit(_run_text(grid, fpuzzles, rules, ignore, as_json))
     sys.exit(_run_images(images, model_dir, provider, backend, max_new_tokens, threads, as_json, verbose, precision,
+                         cuda_graph=cuda_graph,
                          check_reading=not no_reading_check))
 
 
@@ -183,7 +187,7 @@ def default_model_dir() -> Path:
 
 
 def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: int | None, max_new_tokens: int,
-                   precision: str | None = None, check_reading: bool = True):
+                   precision: str | None = None, check_reading: bool = True, cuda_graph: bool | None = None):
     from .pipeline import Pipeline
 
     if backend == "torch":
@@ -198,19 +202,19 @@ def _load_pipeline(backend: str, model_dir: str | None, provider: str, threads: 
         raise InputError("no --model given and the embedded default model is not installed here; "
                          "pass an export folder made by vlm-export")
     return folder, Pipeline.load(folder, provider=provider, precision=precision, threads=threads,
-                                 max_new_tokens=max_new_tokens, check_reading=check_reading)
+                                 max_new_tokens=max_new_tokens, check_reading=check_reading, cuda_graph=cuda_graph)
 
 
 def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
                 threads: int | None, as_json: bool, verbose: bool, precision: str | None = None,
-                check_reading: bool = True) -> int:
+                check_reading: bool = True, cuda_graph: bool | None = None) -> int:
     from .pipeline import outcome_json
 
     stages = _Stages(verbose)
     try:
         paths = expand_images(images)
         folder, pipeline = _load_pipeline(backend, model_dir, provider, threads, max_new_tokens, precision,
-                                          check_reading)
+                                          check_reading, cuda_graph)
         load_s = pipeline.load_s
     except VlmSudokuError as exc:
         return _emit_error(exc, as_json, exc.exit_code)

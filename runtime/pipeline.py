@@ -103,7 +103,7 @@ class Pipeline:
     @classmethod
     def load(cls, folder: str | Path, provider: str = "auto", precision: str | None = None, threads: int | None = None,
              max_new_tokens: int = 512, share_prefix: bool = True, decoder: str = "auto",
-             cuda_graph: bool = False, check_reading: bool = True) -> "Pipeline":
+             cuda_graph: bool | None = None, check_reading: bool = True) -> "Pipeline":
         return cls(Engine(folder, provider=provider, precision=precision, threads=threads, decoder=decoder,
                           cuda_graph=cuda_graph), max_new_tokens, share_prefix, check_reading)
 

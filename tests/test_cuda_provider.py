@@ -62,7 +62,8 @@ def fused_fp16_export(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_vl_di
 def test_cuda_graph_decode_matches_the_uncaptured_static_path(fused_fp16_export) -> None:
     """Decode steps replayed from one CUDA graph give the tokens of the same static-cache steps run normally;
     the second question after the shared prefix replays the graph the first one captured."""
-    plain = Engine(fused_fp16_export, provider="cuda", precision="fp16")
+    plain = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=False)
+    assert not plain.cuda_graph and Engine(fused_fp16_export, provider="cuda", precision="fp16").cuda_graph  # on by default
     graphed = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=True)
     assert plain._kv is not None and graphed._kv is not None
     image = _image(160, 120, 4)

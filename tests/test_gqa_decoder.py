@@ -306,6 +306,7 @@ def test_static_cache_and_cuda_graph_options_are_checked(fused_export: Path, tin
         Engine(fused_export, provider="cpu", static_cache=True, io_binding=False)
     assert Engine(fused_export, provider="cpu", static_cache=True)._bound  # static implies IO binding
     assert Engine(fused_export, provider="cpu", io_binding=True, static_cache=False)._kv is None
+    assert not Engine(fused_export, provider="cpu").cuda_graph  # CUDA graphs by default only on the CUDA provider
 
 
 def test_rope_rows_of_decode_steps_equal_mrope_rows(fused_export: Path) -> None:

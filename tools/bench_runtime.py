@@ -50,9 +50,10 @@ def _one(pipe: Pipeline, image) -> dict[str, float]:
 @click.option("--max-new-tokens", default=512, show_default=True)
 @click.option("--decoder", type=click.Choice(["auto", "fused", "optimum"]), default="auto", show_default=True,
               help="Decoder graph: the fused one (vlm-export --fused-decoder) or optimum's.")
-@click.option("--cuda-graph", is_flag=True, help="Replay decode steps as CUDA graphs (CUDA, fp16 fused decoder).")
+@click.option("--cuda-graph/--no-cuda-graph", "cuda_graph", default=None,
+              help="Replay decode steps as CUDA graphs (default: whenever the CUDA provider runs an fp16 fused decoder).")
 def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str, max_new_tokens: int,
-         decoder: str, cuda_graph: bool) -> None:
+         decoder: str, cuda_graph: bool | None) -> None:
     from .train.photos import DEFAULT_DIR
 
     paths = list(images) or [DEFAULT_DIR / n for n in DEFAULT_IMAGES]
@@ -68,7 +69,7 @@ def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str,
     gpu = detect_gpu() if pipe.engine.choice.device == "cuda" else None
     click.echo(f"Machine: {describe_cpu()}{f', GPU {gpu[0]}' if gpu else ''}; provider {pipe.provider_name} "
                f"({pipe.precision}); {'fused' if pipe.engine.fused else 'optimum'} decoder"
-               f"{', static cache' if pipe.engine.static_cache else ''}{', CUDA graph' if cuda_graph else ''}; "
+               f"{', static cache' if pipe.engine.static_cache else ''}{', CUDA graph' if pipe.engine.cuda_graph else ''}; "
                f"export {export_dir}; "
                f"{len(pictures)} images x {repeat}")
     click.echo("| stage | " + " | ".join(f"{k} (median)" for k in results) + " |")

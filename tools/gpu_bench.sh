@@ -46,7 +46,7 @@ default)
     say "default model: vlm-export fp16 + fused decoder and vision"
     python3 -m vlm_sudoku.export.cli runtime/default_model/hf -o "$work/default_fp16" --precision fp16 \
         --fused-decoder --fused-vision --device cuda --check-tokens 16 --force > "$out/default_export.log" 2>&1
-    for run in "runtime/default_model" "$work/default_fp16" "$work/default_fp16 --cuda-graph"; do
+    for run in "runtime/default_model" "$work/default_fp16 --no-cuda-graph" "$work/default_fp16"; do
         say "bench_runtime $run"
         # shellcheck disable=SC2086
         python3 -m vlm_sudoku.tools.bench_runtime $run examples/image162.jpg --provider cuda --repeat 5 \

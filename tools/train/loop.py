@@ -143,7 +143,7 @@ def write_final(base: Path, model, state: dict, out: Path) -> None:
 @click.option("--ckpt", type=click.Path(path_type=Path), required=True, help="Checkpoint folder (resumed if present).")
 @click.option("--minutes", type=float, default=8.0, show_default=True, help="Training time budget of this call.")
 @click.option("--total-steps", type=int, default=0, show_default=True,
-              help="Length of the LR schedule; 0: set once from the measured speed and --plan-minutes.")
+              help="Length of the LR schedule; 0: set once from the speed measured over steps 100-400 and the --plan-minutes left.")
 @click.option("--plan-minutes", type=float, default=40.0, show_default=True,
               help="Whole run's planned training time (sets the schedule when --total-steps is 0).")
 @click.option("--save-every", type=float, default=5.0, show_default=True, help="Minutes between checkpoints.")
@@ -194,7 +194,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
                         collate_fn=lambda s: collate(s, pad), prefetch_factor=4 if workers else None,
                         persistent_workers=False, pin_memory=device == "cuda")
     model.train()
-    start = time.time()
+    start = began = time.time()
     deadline = start + minutes * 60
     last_log, losses, photos, aux_losses = time.time(), [], 0, []
     last_save = time.time()
@@ -203,11 +203,14 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     for batch_data in loader:
         step = state["step"]
         if "total_steps" not in state:  # the schedule's length, fixed once from the measured speed
-            if speed_from is None and step >= 20:
+            # Measured once the data workers run at pace (the first hundred steps are slower: run 8's schedule,
+            # set from steps 20-120, ended at 11.6 of 17.5 minutes), for the planned time that is left.
+            if speed_from is None and step >= 100:
                 speed_from = (time.time(), step)
-            elif speed_from is not None and step - speed_from[1] >= 100:
+            elif speed_from is not None and step - speed_from[1] >= 300:
                 rate = (step - speed_from[1]) / (time.time() - speed_from[0])
-                state["total_steps"] = int(rate * plan_minutes * 60)
+                left = plan_minutes * 60 - (time.time() - began)
+                state["total_steps"] = step + max(0, int(rate * left))
                 click.echo(f"{rate:.2f} steps/s: schedule set to {state['total_steps']} steps", err=True)
         total = state.get("total_steps", 10**6)
         for group in optimizer.param_groups:
