@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from vlm_sudoku.runtime.answers import parse_digits_answer, parse_rules_answer
-from vlm_sudoku.tools.train.data import IGNORE, Mix, SampleMaker, collate
+from vlm_sudoku.tools.train.data import IGNORE, LABEL_COLUMNS, Mix, SampleMaker, collate
 from vlm_sudoku.tools.train.loop import lr_at
 from vlm_sudoku.tools.train.photos import VALIDATION_PHOTOS, load_photos, split
 
@@ -85,16 +86,69 @@ def test_cell_labels_name_the_cell_under_each_token() -> None:
     """With exact corners, the token at the centre of cell (r, c) is labelled with that cell."""
     from vlm_sudoku.runtime.grid_view import GridView
     from vlm_sudoku.tools.render import sample
-    from vlm_sudoku.tools.train.data import cell_labels
+    from vlm_sudoku.tools.train.data import cell_labels, marking_bits
 
     item = sample(5, sizes=(4,), styles=("app",))
     view = GridView(448, 40)
     labels = cell_labels(view, item.corners, item.corners, item.puzzle, 28)
-    assert labels.shape == (256, 3)
-    grid = labels.reshape(16, 16, 3)
+    assert labels.shape == (256, LABEL_COLUMNS)
+    grid = labels.reshape(16, 16, LABEL_COLUMNS)
     assert (grid[0, :, 0] == IGNORE).all() and (grid[:, 0, 0] == IGNORE).all()  # the margin
     cell = 368 / 4
     for r in range(4):
         for c in range(4):
             i, j = int((40 + (r + 0.5) * cell) // 28), int((40 + (c + 0.5) * cell) // 28)
-            assert tuple(grid[i, j]) == (item.puzzle.givens[r][c], r, c)
+            region = item.puzzle.regions[r][c] - min(min(row) for row in item.puzzle.regions)
+            assert tuple(grid[i, j, :4]) == (item.puzzle.givens[r][c], r, c, region)
+            assert tuple(grid[i, j, 4:]) == tuple(marking_bits(item.puzzle)[r, c])
+
+
+def test_marking_bits_follow_the_rules_cells() -> None:
+    """A killer cage marks its cells, a kropki dot both cells of its pair, a diagonal its line; rules drawn
+    outside the grid or not drawn at all mark nothing."""
+    from vlm_sudoku.solver.rules_json import read_rules
+    from vlm_sudoku.tools.train.data import MARKINGS, marking_bits
+
+    puzzle = read_rules({"size": 9, "rules": [
+        {"type": "killer", "cells": ["r1c1", "r1c2"], "sum": 7},
+        {"type": "kropki", "color": "white", "cells": ["r5c5", "r5c6"]},
+        {"type": "diagonal-"}, {"type": "antiknight"}, {"type": "odd", "cells": ["r9c1"]}]})
+    bits = marking_bits(puzzle)
+    on = {(r, c, MARKINGS[k]) for r, c, k in zip(*np.nonzero(bits))}
+    assert on == ({(0, 0, "killer"), (0, 1, "killer"), (4, 4, "kropki"), (4, 5, "kropki"), (8, 0, "odd_even")}
+                  | {(i, i, "diagonal") for i in range(9)})
+
+
+def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> None:
+    """The head's loss covers the classes and the marking bits (and ignores what is unlabelled); an older
+    head (symbol, row, column only) loads into the wider one, its rows kept."""
+    import torch
+
+    from vlm_sudoku.tools.train.loop import AuxHead
+
+    class Visual(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = Visual()
+            self.config = type("C", (), {"vision_config": type("V", (), {"hidden_size": 8})()})()
+
+    model = Model()
+    head = AuxHead(model, "cpu")
+    features = torch.randn(5, 8)
+    labels = torch.full((5, LABEL_COLUMNS), IGNORE)
+    model.visual(features)
+    assert head.loss(labels) is None  # nothing labelled
+    labels[:, 4:] = torch.tensor([[1, 0, 0, 0, 0, 0, 0, 0, 1]] * 5)  # markings only (e.g. cells of a blank view)
+    model.visual(features)
+    marks_only = head.loss(labels)
+    assert marks_only is not None and marks_only.requires_grad
+    old = torch.nn.Linear(8, 17 + 16 + 16)
+    torch.save(old.state_dict(), tmp_path / "aux_head.pt")
+    assert not head.load(tmp_path / "aux_head.pt")
+    assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9
+    torch.save(head.linear.state_dict(), tmp_path / "wide.pt")
+    assert AuxHead(Model(), "cpu").load(tmp_path / "wide.pt")

@@ -36,6 +36,16 @@ from ..render.puzzles import parse_kinds, sample_puzzle
 from .photos import DEFAULT_DIR, Photo, augment, load_photos, retake, split
 
 IGNORE = -100
+# What the vision read-out (loop.AuxHead) is taught about the cell under each merged image token: its
+# symbol, row, column and region (classes), then one bit per marking drawn in or on the cell. The
+# markings are the variant rules whose constraints name cells (a kropki dot or an XV sign marks both cells
+# of its pair); the diagonals are their lines. Rules drawn outside the grid (little killer, sandwich clues)
+# and rules with no drawing (antiknight, negative constraints) have no bit: the language model reads them
+# from the border or the text.
+MARKINGS = ("killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even", "diagonal")
+_MARKING_OF = {"diagonal+": "diagonal", "diagonal-": "diagonal", "odd": "odd_even", "even": "odd_even"}
+LABEL_CLASSES = (17, 16, 16, 16)  # symbol value 0 (blank) to 16; row; column; region
+LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS)
 MAX_ANSWER_TOKENS = 600  # longer rules answers than this are not drawn (the runtime caps at 512 by default)
 
 CELL_QUESTION = "What is in {ref}? Answer with the digit, or '.' if the cell is empty."
@@ -181,7 +191,8 @@ class SampleMaker:
 
 
 def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: Puzzle, token_px: int) -> np.ndarray:
-    """(value, row, column) of the cell under the centre of each merged token of a grid view.
+    """(value, row, column, region, marking bits...) of the cell under the centre of each merged token of a
+    grid view (LABEL_COLUMNS columns; IGNORE for tokens outside the grid).
 
     ``moved`` are the corners the view was warped from, ``corners`` the grid's true corners: the
     token centre goes back into the picture, then into the grid's unit square.
@@ -196,9 +207,27 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
     col = np.clip((gx * n).astype(np.int64), 0, n - 1)
     row = np.clip((gy * n).astype(np.int64), 0, n - 1)
     givens = np.asarray(puzzle.givens, dtype=np.int64)
-    out = np.stack([givens[row, col], row, col], axis=1)
+    regions = np.asarray(puzzle.regions, dtype=np.int64)
+    marks = marking_bits(puzzle)
+    out = np.concatenate([np.stack([givens[row, col], row, col, regions[row, col] - regions.min()], axis=1),
+                          marks[row, col]], axis=1)
     out[~inside] = IGNORE
     return out
+
+
+def marking_bits(puzzle: Puzzle) -> np.ndarray:
+    """(n, n, len(MARKINGS)) 0/1: which markings each cell carries."""
+    n = puzzle.size
+    bits = np.zeros((n, n, len(MARKINGS)), dtype=np.int64)
+    for con in puzzle.constraints:
+        rule = _MARKING_OF.get(con.rule, con.rule)
+        if rule not in MARKINGS:
+            continue
+        k = MARKINGS.index(rule)
+        cells = [cell for group in con.groups(puzzle) for cell in group] if rule == "diagonal" else con.cells()
+        for r, c in cells:
+            bits[r, c, k] = 1
+    return bits
 
 
 def collate(samples: list[Sample], pad_id: int) -> dict:
@@ -222,6 +251,6 @@ def collate(samples: list[Sample], pad_id: int) -> dict:
         "image_grid_thw": torch.from_numpy(np.concatenate([s.grid_thw for s in samples])),
         "photos": sum(s.source == "photo" for s in samples),
         "token_labels": torch.from_numpy(np.concatenate([
-            s.token_labels if s.token_labels is not None else np.full((len(s.pixel_values) // 4, 3), IGNORE)
+            s.token_labels if s.token_labels is not None else np.full((len(s.pixel_values) // 4, LABEL_COLUMNS), IGNORE)
             for s in samples]).astype(np.int64)),
     }

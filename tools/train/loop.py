@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from .data import IGNORE, Mix, SampleMaker, collate
+from .data import IGNORE, LABEL_CLASSES, MARKINGS, Mix, SampleMaker, collate
 
 
 class _Indexed:
@@ -39,25 +39,40 @@ class _Indexed:
 
 class AuxHead:
     """Training-only targets for the vision tower of a grid-view model: from each merged image token,
-    a linear read-out of the symbol in the cell under it, and of that cell's row and column.
+    a linear read-out of the cell under it: its symbol, row, column and region (classes), and which
+    markings (killer cage, thermometer, kropki dot...; data.MARKINGS) it carries (one bit each).
 
     Why: the language model can only learn to look up the right cell once the image tokens say what
     they show and where in the grid they are; runs without this kept writing mostly blank rows, the
-    gradient reaching the vision tower through a diffuse attention being too weak. The head is
-    dropped after training: the shipped model is a plain Qwen2-VL.
+    gradient reaching the vision tower through a diffuse attention being too weak. The region and
+    markings parts ask the same of the variant rules, which the model does not read yet (it writes the
+    size and an empty rule list). The head is dropped after training: the shipped model is a plain Qwen2-VL.
     """
 
-    CLASSES = (17, 16, 16)  # symbol value 0 (blank) to 16; row; column
+    CLASSES = LABEL_CLASSES
+    BITS = len(MARKINGS)
     WEIGHT = 0.5
 
     def __init__(self, model, device: str) -> None:
         import torch
 
         hidden = model.config.vision_config.hidden_size
-        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES)).to(device)
+        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS).to(device)
         self.features = None
         visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
         visual.register_forward_hook(self._keep)
+
+    def load(self, path: Path) -> bool:
+        """A saved head's weights; True when it had every output, False when it was an older, narrower
+        head (symbol, row, column only: runs 4-8), whose rows are kept and the new ones left as initialised."""
+        import torch
+
+        saved = torch.load(path, map_location=self.linear.weight.device)
+        rows = saved["weight"].shape[0]
+        with torch.no_grad():
+            self.linear.weight[:rows] = saved["weight"]
+            self.linear.bias[:rows] = saved["bias"]
+        return rows == self.linear.weight.shape[0]
 
     def _keep(self, _module, _inputs, output) -> None:
         self.features = output if not isinstance(output, tuple) else output[0]
@@ -68,9 +83,13 @@ class AuxHead:
         features, self.features = self.features, None
         if features is None or labels is None or not (labels >= 0).any():
             return None
-        logits = self.linear(features.float()).split(self.CLASSES, dim=-1)
+        out = self.linear(features.float())
+        logits = out[:, :sum(self.CLASSES)].split(self.CLASSES, dim=-1)
         parts = [F.cross_entropy(lg, labels[:, i], ignore_index=IGNORE) for i, lg in enumerate(logits)
                  if (labels[:, i] >= 0).any()]
+        bits, known = labels[:, len(self.CLASSES):], labels[:, len(self.CLASSES):] >= 0
+        if known.any():
+            parts.append(F.binary_cross_entropy_with_logits(out[:, sum(self.CLASSES):][known], bits[known].float()))
         return self.WEIGHT * sum(parts) / len(parts)
 
 
@@ -129,11 +148,15 @@ def export_folder(base: Path, model, out: Path, dtype: str = "float16", shard: s
     model.save_pretrained(out, safe_serialization=True, max_shard_size=shard)
 
 
-def write_final(base: Path, model, state: dict, out: Path) -> None:
-    """What comes back from the GPU machine (files under 16 MB): fp32 shards + state to resume
-    from, and the fp16 Hugging Face folder to ship."""
+def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None = None) -> None:
+    """What comes back from the GPU machine (files under 16 MB): fp32 shards + state (and the read-out head)
+    to resume from, and the fp16 Hugging Face folder to ship."""
+    import torch
+
     model.save_pretrained(out / "w32", safe_serialization=True, max_shard_size="14MB")
     (out / "w32" / "state.json").write_text(json.dumps(state, indent=1))
+    if aux is not None:  # run 8's final folder lacked it, so run 9 had to start from run 7's head
+        torch.save(aux.linear.state_dict(), out / "w32" / "aux_head.pt")
     export_folder(base, model, out / "hf", shard="15MB")
 
 
@@ -178,14 +201,17 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
+    whole_head = True
     if (ckpt / "aux_head.pt").exists():
-        aux.linear.load_state_dict(torch.load(ckpt / "aux_head.pt", map_location=device))
+        whole_head = aux.load(ckpt / "aux_head.pt")
+        if not whole_head:
+            click.echo("read-out head widened (regions, markings): its new outputs start fresh", err=True)
     params = [*model.named_parameters(), *(("aux." + n, p) for n, p in aux.linear.named_parameters())]
     decay = [p for n, p in params if p.ndim >= 2]
     no_decay = [p for n, p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=lr, betas=(0.9, 0.98), eps=1e-8, fused=device == "cuda")
-    if (ckpt / "optimizer.pt").exists() and (ckpt / "aux_head.pt").exists():
+    if (ckpt / "optimizer.pt").exists() and (ckpt / "aux_head.pt").exists() and whole_head:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples)
     maker = SampleMaker(base, seed=seed, mix=mix)
@@ -249,7 +275,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     save_checkpoint(ckpt, model, optimizer, state, aux)
     click.echo(json.dumps(state), err=True)
     if final_out is not None:
-        write_final(base, model, state, final_out)
+        write_final(base, model, state, final_out, aux)
     sys.stdout.flush()
     os._exit(0)  # skip tearing down the worker pool (seconds of idle device time)
 
