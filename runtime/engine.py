@@ -94,14 +94,28 @@ class Generation:
     decode_s: float
     stopped: bool  # ended on a stop token (False: hit max_new_tokens)
     steps: int = 0  # decoder runs after the prefill
-    # Per token of ``tokens``, the step's top (token id, log-probability) pairs, most likely first (the first is
-    # the greedy token); None unless generate was asked for ``alternatives``. What a reader of the answer needs
-    # to weigh a doubtful symbol against the model's next choices (runtime/reading_check.py).
-    choices: list[list[tuple[int, float]]] | None = None
+    # Per token of ``tokens``, the logits that chose it, kept when generate was asked for ``alternatives``.
+    step_logits: list[np.ndarray] | None = field(default=None, repr=False)
+    alternatives: int = 0
+    _choices: list[list[tuple[int, float]]] | None = field(default=None, init=False, repr=False)
 
     @property
     def tokens_per_s(self) -> float:
         return self.steps / self.decode_s if self.decode_s > 0 else float("inf")
+
+    @property
+    def choices(self) -> list[list[tuple[int, float]]] | None:
+        """Per token of ``tokens``, the step's ``alternatives`` top (token id, log-probability) pairs, most likely
+        first (the first is the greedy token); None unless generate was asked for alternatives. What a reader of
+        the answer needs to weigh a doubtful symbol against the model's next choices (runtime/reading_check.py).
+
+        Computed on first use: the host's log-softmax over Qwen2-VL's 152k vocabulary costs about 1.5 ms a token
+        (two thirds of a 2B decode step on the H100), which only a reading that needs checking should pay."""
+        if self.step_logits is None:
+            return None
+        if self._choices is None:
+            self._choices = [top_choices(logits, self.alternatives) for logits in self.step_logits]
+        return self._choices
 
 
 class _Graph:
@@ -725,10 +739,10 @@ class Engine:
         (token id, log-probability) pairs (``Generation.choices``); the greedy tokens are the same either way.
         On the plain and IO-binding paths the step's logits are on the host already. On the static-cache path
         they stay on the device (only the 8-byte token comes back), so asking for alternatives copies the
-        vocabulary-sized logits to the host every step. That, and the host's float64 log-softmax (about 15 us
-        per step for the embedded model's 1k vocabulary, 1.5 ms for Qwen2-VL's 152k), is nothing for the
-        embedded model's short digits answer, but not meant for a large model's decode benchmark, which never
-        asks.
+        vocabulary-sized logits to the host every step (600 kB for Qwen2-VL's 152k vocabulary: tens of
+        microseconds). The log-softmax over them waits until ``Generation.choices`` is first read, which the
+        pipeline does only for a reading that does not solve (1.5 ms a token for 152k, 15 us for the embedded
+        model's 1k). The decode benchmark never asks.
         """
         t0 = time.perf_counter()
         if self._kv is not None:
@@ -745,7 +759,7 @@ class Engine:
             token = int(np.argmax(logits))
         t1 = time.perf_counter()
         tokens: list[int] = []
-        choices: list[list[tuple[int, float]]] | None = [] if alternatives > 0 else None
+        kept: list[np.ndarray] | None = [] if alternatives > 0 else None
         shown = ""
         stopped = False
         steps = 0
@@ -754,8 +768,8 @@ class Engine:
                 stopped = True
                 break
             tokens.append(token)
-            if choices is not None:  # ``logits`` are those that chose ``token`` (the prefill's for the first)
-                choices.append(top_choices(logits, alternatives))
+            if kept is not None:  # ``logits`` chose ``token`` (the prefill's for the first); a copy, since a bound
+                kept.append(np.array(logits, dtype=np.float32))  # CPU output's array is its buffer, rewritten each step
             if on_text is not None:
                 text = self.tokenizer.decode(tokens)
                 if len(text) > len(shown) and not text.endswith("\ufffd"):  # wait for whole UTF-8 characters
@@ -766,7 +780,7 @@ class Engine:
             if self._kv is not None:
                 token = self._static_step(cache.length)
                 cache = Cache(cache.values, cache.length + 1, cache.rope_delta)
-                if choices is not None:  # a vocabulary-sized device-to-host copy per step (see the docstring)
+                if kept is not None:  # a vocabulary-sized device-to-host copy per step (see the docstring)
                     logits = io.logits.numpy()[0, -1]
             else:
                 position = np.full((3, 1, 1), cache.length + cache.rope_delta, dtype=np.int64)
@@ -779,7 +793,7 @@ class Engine:
         if on_text is not None and len(text) > len(shown):  # what waited for more bytes of a character
             on_text(text[len(shown):])
         prompt = (past.length if past is not None else 0) + len(ids)
-        return Generation(tokens, text, prompt, t1 - t0, t2 - t1, stopped, steps, choices)
+        return Generation(tokens, text, prompt, t1 - t0, t2 - t1, stopped, steps, kept, alternatives)
 
 
 __all__ = ["Cache", "EncodedImage", "Engine", "Generation", "StepSeconds", "fused_decoder_fits", "top_choices"]
