@@ -318,13 +318,18 @@ def _check_can_replace(out: Path, existing: Manifest | None, source: SourceModel
 
 
 def _estimate_bytes(source: SourceModelInfo, options: ExportOptions) -> int:
-    """Rough size of the export: fp32 graphs (the tied embedding appears in two graphs) plus fp16 variants."""
+    """Rough size of the export: fp32 graphs (the tied embedding appears in two graphs), fp16 variants, the
+    fused graphs and int4."""
     cfg = source.cfg
     embed = cfg.vocab_size * cfg.hidden_size
     fp32 = 4 * (source.num_params + (embed if cfg.tie_word_embeddings else 0))
     total = fp32  # fp32 is always written, at least as the fp16 source
     if "fp16" in options.precisions:
         total += fp32 // 2
+    if options.fused_decoder or options.fused_vision:  # together, one more copy of the weights per float precision
+        total += sum({"fp32": 4, "fp16": 2}.get(p, 0) for p in options.precisions) * source.num_params
+    if "int4" in options.precisions:  # about half a byte a weight (4 bits plus block scales)
+        total += source.num_params // 2
     return int(total * 1.05) + (64 << 20)
 
 

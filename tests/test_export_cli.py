@@ -104,6 +104,20 @@ def test_non_empty_folder_without_manifest_needs_force(tmp_path: Path, tiny_qwen
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_disk_estimate_counts_every_graph_written(tiny_qwen2_vl_dir: Path) -> None:
+    """The fused graphs hold another copy of the weights per float precision and int4 about half a byte a
+    weight: the space check must not pass an export that then fills the disk."""
+    from vlm_sudoku.export.exporter import ExportOptions, _estimate_bytes
+    from vlm_sudoku.export.source import inspect_model_dir
+
+    source = inspect_model_dir(tiny_qwen2_vl_dir)
+    plain = _estimate_bytes(source, ExportOptions(precisions=("fp32", "fp16")))
+    fused = _estimate_bytes(source, ExportOptions(precisions=("fp32", "fp16"), fused_decoder=True))
+    quantized = _estimate_bytes(source, ExportOptions(precisions=("fp32", "fp16", "int4"), fused_decoder=True))
+    assert plain < fused < quantized
+    assert fused - plain >= 6 * source.num_params  # fp32 + fp16 copies of the weights
+
+
 def test_no_disk_space(tmp_path: Path, tiny_qwen2_vl_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(exporter, "free_bytes", lambda folder: 1000)
     assert_one_line_error(run(str(tiny_qwen2_vl_dir), "-o", str(tmp_path / "out")), "not enough disk space")
