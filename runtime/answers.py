@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..solver.errors import ModelOutputError, PuzzleFormatError
+from ..solver.grid_text import GRID_SYMBOL, RULE_LINE
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.rules_json import read_rules
 from ..solver.symbols import default_alphabet
 
 _FENCE = re.compile(r"```[a-zA-Z]*\n?(.*?)```", re.S)
-_RULE_LINE = re.compile(r"^[\s\-+|=]*$")
-_SYMBOL = re.compile(r"[^\s|]")  # what solver.grid_text.clean_grid_text keeps of a row line
 
 
 def quote(text: str, limit: int = 160) -> str:
@@ -104,12 +103,12 @@ def locate_digits_answer(text: str, size: int) -> DigitsAnswer:
     body, base = _unfenced_at(text)
     rows: list[list[tuple[int, str]]] = []  # per row: (offset in text, symbol) of each cell
     for line, at in _lines(body, base):
-        if _RULE_LINE.match(line):
+        if RULE_LINE.match(line):
             if rows and not line.strip():
                 break  # a blank line ends the block of rows
             continue
         # a line's symbols as clean_grid_text keeps them (whitespace and '|' dropped), with their offsets
-        cells = [(at + k.start(), k.group().upper()) for k in _SYMBOL.finditer(line)]
+        cells = [(at + k.start(), k.group().upper()) for k in GRID_SYMBOL.finditer(line)]
         if cells and all(ch in allowed for _, ch in cells):
             if len(cells) != size:
                 raise ModelOutputError(

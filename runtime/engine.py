@@ -449,17 +449,24 @@ class Engine:
         if problems:
             raise ExportMismatchError(f"{self.folder}: files of different models in one export: {problems[0]}")
 
+    def _fused_graph(self, choice: str, option: str, graph: str, precision: str, what: str, flag: str) -> bool:
+        """Whether the export has the fused ``graph`` at ``precision``, after checking ``choice`` (auto, fused or
+        optimum, the ``option`` argument) and that a "fused" choice names a graph the export has."""
+        if choice not in ("auto", "fused", "optimum"):
+            raise ValueError(f"{option} must be auto, fused or optimum, got {choice!r}")
+        have = any(g.name == graph and g.precision == precision for g in self.manifest.graphs)
+        if choice == "fused" and not have:
+            from .manifest import ManifestError
+
+            raise ManifestError(f"{self.folder}: no fused {precision} {what} in this export "
+                                f"(re-run vlm-export with {flag})")
+        return have
+
     def _use_fused(self, decoder: str) -> bool:
         """Whether to decode with the fused decoder graph: "auto" takes it when the export has it, except
         fp32 on the GPU."""
-        have = any(g.name == io_names.FUSED_DECODER and g.precision == self.precision for g in self.manifest.graphs)
-        if decoder not in ("auto", "fused", "optimum"):
-            raise ValueError(f"decoder must be auto, fused or optimum, got {decoder!r}")
-        if decoder == "fused" and not have:
-            from .manifest import ManifestError
-
-            raise ManifestError(f"{self.folder}: no fused {self.precision} decoder in this export "
-                                "(re-run vlm-export with --fused-decoder)")
+        have = self._fused_graph(decoder, "decoder", io_names.FUSED_DECODER, self.precision, "decoder",
+                                 "--fused-decoder")
         if self.precision == "int4" and decoder == "optimum":
             raise ValueError("int4 exists for the fused decoder only")
         if decoder == "auto" and not fused_decoder_fits(self.choice.device, self.precision):
@@ -469,14 +476,8 @@ class Engine:
     def _use_fused_vision(self, vision: str, precision: str, tensorrt_engine: bool) -> bool:
         """Whether to encode images with the fused vision graph (export/vision_fused.py) of ``precision``:
         "auto" takes it when the export has it, except over a TensorRT engine of the vision encoder."""
-        if vision not in ("auto", "fused", "optimum"):
-            raise ValueError(f"vision must be auto, fused or optimum, got {vision!r}")
-        have = any(g.name == io_names.FUSED_VISION and g.precision == precision for g in self.manifest.graphs)
-        if vision == "fused" and not have:
-            from .manifest import ManifestError
-
-            raise ManifestError(f"{self.folder}: no fused {precision} vision encoder in this export "
-                                "(re-run vlm-export with --fused-vision)")
+        have = self._fused_graph(vision, "vision", io_names.FUSED_VISION, precision, "vision encoder",
+                                 "--fused-vision")
         if vision == "auto" and tensorrt_engine:
             return False
         return have and vision != "optimum"
@@ -578,7 +579,7 @@ class Engine:
         io.sin.update_inplace(io.sin_rows)
         binding = self.decoder.session.io_binding()
         binding.bind_output(io_names.LOGITS, "cpu")
-        binding.bind_ortvalue_output(io_names.NEXT_TOKEN, self._io.token)
+        binding.bind_ortvalue_output(io_names.NEXT_TOKEN, io.token)
         binding.bind_cpu_input(io_names.INPUTS_EMBEDS, self.decoder.feed(io_names.INPUTS_EMBEDS, embeds))
         binding.bind_ortvalue_input(io_names.COS_CACHE, io.cos)
         binding.bind_ortvalue_input(io_names.SIN_CACHE, io.sin)

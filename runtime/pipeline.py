@@ -165,21 +165,29 @@ class Pipeline:
                                     f"{q}_tokens": float(len(gen.tokens)), f"{q}_tokens_per_s": gen.tokens_per_s})
                 stage(q, {"tokens": len(gen.tokens), "prefill": gen.prefill_s, "decode": gen.decode_s,
                           "tokens_per_s": gen.tokens_per_s, "stopped": gen.stopped, "text": gen.text})
-            t = time.perf_counter()
-            out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text)
-            out.timings["parse"] = time.perf_counter() - t
-            out.result = solve(out.puzzle)
-            out.timings["solve"] = out.result.seconds
-            stage("solve", {"status": out.result.status, "solve": out.result.seconds})
-            if out.result.status != SOLVED:
-                out.check = self.check(out.puzzle, out.result, reading)
-                if out.check is not None:
-                    out.timings["reading_check"] = out.check.seconds
-                    out.puzzle, out.result = out.check.puzzle, out.check.result
-                    stage("check", {"check": out.check})
+            self.settle(reading, out, stage)
         except VlmSudokuError as exc:
             out.error = exc
         return out
+
+    def settle(self, reading: Reading, out: Outcome,
+               on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        """The answers of ``reading`` -> puzzle -> solution, through the reading check when the reading does not
+        solve uniquely: ``out``'s puzzle, result, check and timings. What solve_path and tools/eval_reader do
+        with a reading; raises VlmSudokuError for answers that are not a puzzle."""
+        stage = on_stage or (lambda name, info: None)
+        t = time.perf_counter()
+        out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text)
+        out.timings["parse"] = time.perf_counter() - t
+        out.result = solve(out.puzzle)
+        out.timings["solve"] = out.result.seconds
+        stage("solve", {"status": out.result.status, "solve": out.result.seconds})
+        if out.result.status != SOLVED:
+            out.check = self.check(out.puzzle, out.result, reading)
+            if out.check is not None:
+                out.timings["reading_check"] = out.check.seconds
+                out.puzzle, out.result = out.check.puzzle, out.check.result
+                stage("check", {"check": out.check})
 
 
 def outcome_json(out: Outcome) -> dict[str, Any]:

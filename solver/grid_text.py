@@ -15,13 +15,14 @@ from .puzzle import Grid, Puzzle
 from .symbols import Alphabet, detect_alphabet
 
 SIZES = {n * n: n for n in (4, 6, 9, 16)}
-_RULE_LINE = re.compile(r"^[\s\-+|=]*$")
+RULE_LINE = re.compile(r"^[\s\-+|=]*$")  # a ruled line between boxes ('------+------'), or a blank one
+GRID_SYMBOL = re.compile(r"[^\s|]")  # what a grid line's cells are: everything but whitespace and '|'
 
 
 def clean_grid_text(text: str) -> str:
     """Drop whitespace, '|' separators and ruled lines like '------+------'."""
-    lines = [ln for ln in text.splitlines() if ln.strip() and not _RULE_LINE.match(ln)]
-    return re.sub(r"[\s|]", "", "".join(lines))
+    lines = [ln for ln in text.splitlines() if ln.strip() and not RULE_LINE.match(ln)]
+    return "".join(GRID_SYMBOL.findall("".join(lines)))
 
 
 def grid_size(length: int) -> int:

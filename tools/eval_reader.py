@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import click
 from PIL import Image
 
-from ..runtime.answers import parse_digits_answer, parse_rules_answer, read_answers
+from ..runtime.answers import parse_digits_answer, parse_rules_answer
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -166,18 +166,18 @@ def _variant_kinds() -> tuple[str, ...]:
 
 
 def checked_givens(reader: Any, reading: Any, size: int) -> Grid | None:
-    """The givens after vlm-solve's reading check (Pipeline.check) when it changed them, else None: the model's
-    rules and digits answers as one puzzle, solved, checked when not unique. None too where the check cannot run
-    (an unreadable answer, a size other than the truth's)."""
+    """The givens after vlm-solve's reading check (Pipeline.settle) when it changed them, else None; None too
+    where the check cannot run (an unreadable answer, a size other than the truth's)."""
+    from ..runtime.pipeline import Outcome
+
+    out = Outcome("")
     try:
-        puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text)
+        reader.settle(reading, out)
     except VlmSudokuError:
         return None
-    if puzzle.size != size:
+    if out.puzzle is None or out.puzzle.size != size or out.check is None or not out.check.corrected:
         return None
-    result = solve(puzzle)
-    check = reader.check(puzzle, result, reading) if result.status != SOLVED else None
-    return check.puzzle.givens if check is not None and check.corrected else None
+    return out.check.puzzle.givens
 
 
 def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True) -> list[dict]:
