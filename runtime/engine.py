@@ -171,7 +171,10 @@ class _StaticKV:
     """
 
     ROUND = 256  # capacities are multiples of this: few distinct sizes, few CUDA graph captures
-    HEADROOM = 512  # room added on growth for the tokens that usually follow (the default max_new_tokens)
+    # No headroom past what is asked: generate() reserves prompt + max_new_tokens before its prefill, and the
+    # capacity is the step's total_sequence_length, which sets GroupQueryAttention's work: on the H100 a
+    # 2B step at 400 cached positions replays in 2.14 ms at capacity 512 and 2.37 ms at 1536 (docs/benchmarks.md).
+    HEADROOM = 0
 
     def __init__(self, names: list[str], shape: tuple[int, int, int], dtype: Any, device: str) -> None:
         self.names, self.shape, self.dtype, self.device = names, shape, dtype, device  # shape: (1, heads, dim)
@@ -601,6 +604,14 @@ class Engine:
         options = ort.RunOptions()
         options.add_run_config_entry("gpu_graph_id", graph_id)
         return options
+
+    def reserve(self, positions: int) -> None:
+        """Size the static KV cache for ``positions`` now (nothing to do without one), so that a prefill and the
+        generations continued from it never move the buffers in between: a move copies the cache through the
+        host and needs a new CUDA graph. Caches made before a move are stale after it."""
+        if self._kv is not None and positions > self._kv.capacity:
+            self._kv.overwrite(0)
+            self._static_room(positions, 0)
 
     def _static_room(self, needed: int, keep: int) -> None:
         """Room for ``needed`` positions (keeping the first ``keep``), the step bound over the buffers."""

@@ -201,7 +201,7 @@ def _static_pair(export: Path, **static: object) -> tuple[object, object]:
 def test_static_cache_decodes_as_the_plain_path(fused_export: Path, grow: bool) -> None:
     """Greedy tokens through the shared past/present buffer (CPU EP, IO binding) equal the plain path's, for two
     questions continued from one prefix and for single prompts. grow: the buffer first holds the prefix and a
-    few positions more, so each question grows it (copying the cached prefix over) before its prefill."""
+    few positions more, so the first question grows it (copying the cached prefix over) before its prefill."""
     from PIL import Image
 
     from vlm_sudoku.runtime.engine import Engine
@@ -213,17 +213,35 @@ def test_static_cache_decodes_as_the_plain_path(fused_export: Path, grow: bool) 
     probe = Engine(fused_export, provider="cpu")
     encoded = probe.encode_image(image)
     prompt = shared_prompt(probe.tokenizer, [encoded.num_tokens])
-    plain, static_engine = _static_pair(fused_export, max_length=len(prompt.prefix_ids) + 4 if grow else None)
+    # room from the start for everything below (one binding), or for the prefix and 4 positions (a move)
+    plain, static_engine = _static_pair(fused_export, max_length=len(prompt.prefix_ids) + (4 if grow else 400))
     assert shared_prefix_tokens(static_engine, image, 40) == shared_prefix_tokens(plain, image, 40)
     assert static_engine._graph_id == (2 if grow else 1)  # a new step binding (a new CUDA graph) per move
     for q in QUESTIONS:
         one = [e.generate(prompt.full(q), images=[encoded], max_new_tokens=24).tokens for e in (plain, static_engine)]
         assert one[0] == one[1], q
-    assert static_engine._kv.capacity % static_engine._kv.ROUND == 0
+    if grow:  # a capacity the engine chose is rounded (max_length is taken exactly)
+        assert static_engine._kv.capacity % static_engine._kv.ROUND == 0
     # each static decode step's host time is accounted: 2 x (40 - 1) + 2 x (24 - 1) steps after the prefills
     timed = static_engine.step_seconds
     assert timed.steps == 2 * 39 + len(QUESTIONS) * 23 and timed.decoder > 0
     assert set(timed.per_step_us()) == {"inputs", "embed", "decoder", "readback"}
+
+
+def test_pipeline_sizes_the_static_cache_once(fused_export: Path) -> None:
+    """The pipeline reserves the prefix and its longest answer before prefilling the prefix, so the buffers
+    never move between the prefix and the answers (a move is a host copy and a new CUDA graph), and the
+    answers are the plain path's."""
+    from PIL import Image
+
+    from vlm_sudoku.runtime.pipeline import Pipeline
+
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 255, (120, 150, 3), dtype=np.uint8))
+    plain, static_engine = _static_pair(fused_export)
+    answers = [Pipeline(e, max_new_tokens=30, check_reading=False).read_image(image).answers for e in (plain, static_engine)]
+    assert {q: a.tokens for q, a in answers[0].items()} == {q: a.tokens for q, a in answers[1].items()}
+    assert static_engine._graph_id == 1
+    assert all(len(a.tokens) == 30 for a in answers[1].values())  # stop tokens ignored: each answer is full length
 
 
 def test_static_cache_fp16(tmp_path: Path, tiny_qwen2_vl_dir: Path) -> None:

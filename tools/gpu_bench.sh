@@ -63,7 +63,12 @@ vision)
 profile)
     random_2b
     say "profile_decode"
-    python3 -m vlm_sudoku.tools.profile_decode "$work/q2b" > "$out/profile.md" 2> "$out/profile.err" || tail -5 "$out/profile.err"
+    # the runtime's capacity for a puzzle prompt (prompt + 512 + 512 headroom) beside a tight one; the
+    # attention backends onnxruntime 1.31 offers GroupQueryAttention (cuDNN, its own flash, cutlass, XQA)
+    python3 -m vlm_sudoku.tools.profile_decode "$work/q2b" --top 14 --capacity 512 --capacity 1536 \
+        --env "" --env ORT_ENABLE_CUDNN_FLASH_ATTENTION=0 \
+        --env ORT_ENABLE_CUDNN_FLASH_ATTENTION=0,ORT_DISABLE_FLASH_ATTENTION=1 --env ORT_ENABLE_XQA=1 \
+        > "$out/profile.md" 2> "$out/profile.err" || tail -5 "$out/profile.err"
     cat "$out/profile.md"
     ;;
 tests)

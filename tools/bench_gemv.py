@@ -1,0 +1,166 @@
+"""Which ONNX form of a decoder layer's matrix-vector products runs fastest on this GPU, batch 1.
+
+    python -m vlm_sudoku.tools.bench_gemv [--hidden 1536 --intermediate 8960 --qkv 2048 --layers 28]
+
+A decode step reads every weight once, so its pace is the matrix-vector products' bandwidth. cuBLAS
+picks its kernel from the operand layout and shape, and onnxruntime reaches it through several ops; this
+times each form on the 2B shape's products, with ``--layers`` distinct weight matrices a graph (more
+bytes than the GPU's L2 cache, as in a real step), every graph replayed as a CUDA graph as the runtime
+does. The forms: ``MatMul`` on (in, out) weights (what the fused decoder writes), com.microsoft
+``FusedMatMul`` with ``transB`` on (out, in) weights (PyTorch's own layout), ``Gemm`` with ``transB``;
+and for the MLP, gate and up as two products or as one stacked product split after it. Prints a
+table: microseconds a product and the bandwidth it reached. A development tool: the fused decoder's
+builder (export/gqa_decoder.py) takes the winner.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+MS = "com.microsoft"
+
+
+def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], weights: dict[str, np.ndarray]) -> Any:
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(nodes, "bench", inputs, outputs,
+                              [numpy_helper.from_array(v, k) for k, v in weights.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)],
+                             ir_version=8)
+
+
+def _random(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+    return (rng.standard_normal((k, n), dtype=np.float32) * k ** -0.5).astype(np.float16)
+
+
+def _product(form: str, x: str, weight: str, out: str) -> Any:
+    from onnx import helper
+
+    if form == "MatMul":
+        return helper.make_node("MatMul", [x, weight], [out])
+    if form == "FusedMatMul":
+        return helper.make_node("FusedMatMul", [x, weight], [out], domain=MS, transB=1)
+    return helper.make_node("Gemm", [x, weight], [out], transB=1)
+
+
+def _layout(form: str, w: np.ndarray) -> np.ndarray:
+    """``w`` is (in, out); the transB forms store (out, in)."""
+    return np.ascontiguousarray(w if form == "MatMul" else w.T)
+
+
+def products_graph(form: str, k: int, n: int, layers: int, rng: np.random.Generator) -> Any:
+    """``layers`` independent (k -> n) products of one input vector."""
+    from onnx import TensorProto, helper
+
+    x_shape = [1, k] if form == "Gemm" else [1, 1, k]
+    y_shape = [1, n] if form == "Gemm" else [1, 1, n]
+    weights = {f"w{i}": _layout(form, _random(rng, k, n)) for i in range(layers)}
+    nodes = [_product(form, "x", f"w{i}", f"y{i}") for i in range(layers)]
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT16, x_shape)],
+                  [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT16, y_shape) for i in range(layers)], weights)
+
+
+def mlp_graph(form: str, stacked: bool, hidden: int, inter: int, layers: int, rng: np.random.Generator) -> Any:
+    """``layers`` SwiGLU MLPs in a chain (down(silu(gate x) * up x)), gate and up apart or stacked."""
+    from onnx import TensorProto, helper
+
+    shape = [1, hidden] if form == "Gemm" else [1, 1, hidden]
+    weights: dict[str, np.ndarray] = {}
+    nodes, x = [], "x"
+    for i in range(layers):
+        gate = _random(rng, hidden, inter)
+        up = _random(rng, hidden, inter)
+        down = _random(rng, inter, hidden)
+        if stacked:
+            weights[f"gu{i}"] = _layout(form, np.concatenate([gate, up], axis=1))
+            nodes += [_product(form, x, f"gu{i}", f"gu{i}_y"),  # opset 17: equal halves without a split input
+                      helper.make_node("Split", [f"gu{i}_y"], [f"g{i}_y", f"u{i}_y"], axis=-1)]
+        else:
+            weights[f"g{i}"], weights[f"u{i}"] = _layout(form, gate), _layout(form, up)
+            nodes += [_product(form, x, f"g{i}", f"g{i}_y"), _product(form, x, f"u{i}", f"u{i}_y")]
+        weights[f"d{i}"] = _layout(form, down)
+        nodes += [helper.make_node("Sigmoid", [f"g{i}_y"], [f"s{i}"]),
+                  helper.make_node("Mul", [f"g{i}_y", f"s{i}"], [f"silu{i}"]),
+                  helper.make_node("Mul", [f"silu{i}", f"u{i}_y"], [f"h{i}"]),
+                  _product(form, f"h{i}", f"d{i}", f"x{i + 1}")]
+        x = f"x{i + 1}"
+    nodes.append(helper.make_node("Identity", [x], ["y"]))
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT16, shape)],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT16, shape)], weights)
+
+
+def time_graph(model: Any, provider: str, repeat: int, config: dict[str, str] | None = None) -> float:
+    """Median seconds a run, inputs and outputs bound on the device, replayed as a CUDA graph on CUDA."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.onnx"
+        onnx.save_model(model, str(path))
+        if provider == "cuda":
+            providers: list[Any] = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1", "use_tf32": "0"})]
+            device = "cuda"
+        else:
+            providers, device = ["CPUExecutionProvider"], "cpu"
+        options = ort.SessionOptions()
+        for key, value in (config or {}).items():
+            options.add_session_config_entry(key, value)
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    binding = session.io_binding()
+    for i in session.get_inputs():
+        shape = [int(d) for d in i.shape]
+        binding.bind_ortvalue_input(i.name, ort.OrtValue.ortvalue_from_numpy(
+            np.random.default_rng(1).normal(0, 1, shape).astype(np.float16), device, 0))
+    for o in session.get_outputs():
+        binding.bind_ortvalue_output(o.name, ort.OrtValue.ortvalue_from_shape_and_type(
+            [int(d) for d in o.shape], np.float16, device, 0))
+    times = []
+    for i in range(repeat + 3):
+        t = time.perf_counter()
+        session.run_with_iobinding(binding)
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+@click.command()
+@click.option("--hidden", default=1536, show_default=True)
+@click.option("--intermediate", default=8960, show_default=True)
+@click.option("--qkv", default=2048, show_default=True, help="Stacked q/k/v width (heads + 2 kv heads, x head_dim).")
+@click.option("--layers", default=28, show_default=True, help="Distinct weights a graph.")
+@click.option("--repeat", default=50, show_default=True)
+@click.option("--provider", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
+@click.option("--forms", default="MatMul,FusedMatMul,Gemm", show_default=True)
+@click.option("--config", "configs", multiple=True, metavar="KEY=VALUE",
+              help="Session config entry, e.g. ep.cuda.enable_gemm_auto_tune=1 (onnxruntime-gpu 1.31's GEMM tuner).")
+def main(hidden: int, intermediate: int, qkv: int, layers: int, repeat: int, provider: str, forms: str,
+         configs: tuple[str, ...]) -> None:
+    config = dict(c.split("=", 1) for c in configs)
+    rng = np.random.default_rng(0)
+    form_list = forms.split(",")
+    shapes = {"qkv": (hidden, qkv), "o_proj": (hidden, hidden), "gate/up": (hidden, intermediate),
+              "gate+up stacked": (hidden, 2 * intermediate), "down": (intermediate, hidden)}
+    print(f"| product | k x n | form | us a product | GB/s |\n|---|---|---|---:|---:|")
+    for label, (k, n) in shapes.items():
+        for form in form_list:
+            seconds = time_graph(products_graph(form, k, n, layers, rng), provider, repeat, config) / layers
+            print(f"| {label} | {k}x{n} | {form} | {seconds * 1e6:.1f} | {2 * k * n / seconds / 1e9:.0f} |", flush=True)
+    layers = min(layers, 16)  # 16 MLPs of the 2B shape are 1.3 GB: under protobuf's 2 GB, far over the L2 cache
+    print(f"\n| MLP ({layers} layers, SwiGLU) | form | us a layer | GB/s |\n|---|---|---:|---:|")
+    for stacked in (False, True):
+        for form in form_list:
+            seconds = time_graph(mlp_graph(form, stacked, hidden, intermediate, layers, rng), provider, repeat, config) / layers
+            label = "gate+up stacked, split" if stacked else "gate, up apart"
+            print(f"| {label} | {form} | {seconds * 1e6:.1f} | {6 * hidden * intermediate / seconds / 1e9:.0f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
