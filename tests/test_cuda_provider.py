@@ -64,7 +64,9 @@ def test_cuda_graph_decode_matches_the_uncaptured_static_path(fused_fp16_export)
     the second question after the shared prefix replays the graph the first one captured."""
     plain = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=False)
     assert not plain.cuda_graph and Engine(fused_fp16_export, provider="cuda", precision="fp16").cuda_graph  # on by default
-    graphed = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=True)
+    # room for the prefix and both answers from the start (the cache is sized to what is asked, so a bare
+    # prefill followed by generations would move it once: the pipeline reserves first, Engine.reserve)
+    graphed = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=True, max_length=1024)
     assert plain._kv is not None and graphed._kv is not None
     image = _image(160, 120, 4)
     assert shared_prefix_tokens(graphed, image, 48) == shared_prefix_tokens(plain, image, 48)
