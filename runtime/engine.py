@@ -175,6 +175,10 @@ class _StaticKV:
     # capacity is the step's total_sequence_length, which sets GroupQueryAttention's work: on the H100 a
     # 2B step at 400 cached positions replays in 2.14 ms at capacity 512 and 2.37 ms at 1536 (docs/benchmarks.md).
     HEADROOM = 0
+    # Positions reserved for an answer before it starts; a longer one grows the cache when it gets there
+    # (Engine._grow_mid_answer): the product's 512-token cap would otherwise make every puzzle's cache 1024
+    # positions, where the same step replays in 2.44 ms instead of 768's 2.07 (H100, docs/benchmarks.md).
+    ANSWER_ROOM = 256
 
     def __init__(self, names: list[str], shape: tuple[int, int, int], dtype: Any, device: str) -> None:
         self.names, self.shape, self.dtype, self.device = names, shape, dtype, device  # shape: (1, heads, dim)
@@ -319,6 +323,8 @@ def fused_decoder_fits(device: str, precision: str) -> bool:
 
 class Engine:
     """Sessions of one export folder, ready to read images and answer questions."""
+
+    ANSWER_ROOM = _StaticKV.ANSWER_ROOM  # static cache positions reserved for an answer before it starts
 
     def __init__(
         self,
@@ -613,6 +619,18 @@ class Engine:
             self._kv.overwrite(0)
             self._static_room(positions, 0)
 
+    def _grow_mid_answer(self, cache: Cache, tokens_left: int) -> None:
+        """The static cache is full in the middle of an answer: move it to bigger buffers (the cached positions
+        copied over), bind the step again (a new CUDA graph) and write the rotary rows of the positions to come."""
+        kv, io = self._kv, self._io
+        assert kv is not None and io is not None
+        self._static_room(cache.length + min(tokens_left, _StaticKV.ANSWER_ROOM), cache.length)
+        # the new cos/sin buffers are blank; steps read only the rows of the positions they write
+        io.cos_rows[cache.length:], io.sin_rows[cache.length:] = self._rope.plain(
+            cache.length + cache.rope_delta, kv.capacity + cache.rope_delta)
+        io.cos.update_inplace(io.cos_rows)
+        io.sin.update_inplace(io.sin_rows)
+
     def _static_room(self, needed: int, keep: int) -> None:
         """Room for ``needed`` positions (keeping the first ``keep``), the step bound over the buffers."""
         assert self._kv is not None
@@ -761,7 +779,7 @@ class Engine:
             start = 0 if past is None else past.length
             if past is not None:
                 self._kv.check(past)
-            self._static_room(start + len(ids) + max_new_tokens, start)  # buffers never move inside a generation
+            self._static_room(start + len(ids) + min(max_new_tokens, _StaticKV.ANSWER_ROOM), start)
             logits, cache = self.prefill(ids, images, past)
             io = self._io
             assert io is not None
@@ -790,6 +808,8 @@ class Engine:
             if len(tokens) == max_new_tokens:
                 break
             if self._kv is not None:
+                if cache.length >= self._kv.capacity:
+                    self._grow_mid_answer(cache, max_new_tokens - len(tokens))
                 token = self._static_step(cache.length)
                 cache = Cache(cache.values, cache.length + 1, cache.rope_delta)
                 if kept is not None:  # a vocabulary-sized device-to-host copy per step (see the docstring)

@@ -119,7 +119,8 @@ class Pipeline:
         if self.share_prefix:
             t = time.perf_counter()
             longest = max(len(prompt.suffix_ids[q]) for q in questions)
-            engine.reserve(len(prompt.prefix_ids) + longest + self.max_new_tokens)  # one size for the prefix and both answers
+            # one size for the prefix and both answers (an answer past ANSWER_ROOM grows it where it gets there)
+            engine.reserve(len(prompt.prefix_ids) + longest + min(self.max_new_tokens, engine.ANSWER_ROOM))
             _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
             prefix_s = time.perf_counter() - t
         for q in questions:

@@ -244,6 +244,24 @@ def test_pipeline_sizes_the_static_cache_once(fused_export: Path) -> None:
     assert all(len(a.tokens) == 30 for a in answers[1].values())  # stop tokens ignored: each answer is full length
 
 
+def test_static_cache_grows_in_the_middle_of_an_answer(fused_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer longer than the room reserved for it moves the cache where it gets there (the cached positions
+    copied over, the step bound again, the rotary rows of the positions to come written) and decodes on as
+    the plain path does; the shared prefix cache stays usable for the next question."""
+    from PIL import Image
+
+    from vlm_sudoku.runtime.engine import _StaticKV
+
+    monkeypatch.setattr(_StaticKV, "ANSWER_ROOM", 8)
+    monkeypatch.setattr(_StaticKV, "ROUND", 16)  # several moves within a 40-token answer
+    image = Image.fromarray(np.random.default_rng(8).integers(0, 255, (100, 130, 3), dtype=np.uint8))
+    plain, static_engine = _static_pair(fused_export)
+    from .engine_helpers import shared_prefix_tokens
+
+    assert shared_prefix_tokens(static_engine, image, 40) == shared_prefix_tokens(plain, image, 40)
+    assert static_engine._graph_id >= 4  # each question moved the cache more than once
+
+
 def test_static_cache_fp16(tmp_path: Path, tiny_qwen2_vl_dir: Path) -> None:
     """The fp16 fused decoder (the one CUDA graphs run) through the static cache: fp16 cos/sin/cache buffers."""
     from PIL import Image
