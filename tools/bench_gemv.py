@@ -40,18 +40,26 @@ def _random(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
     return (rng.standard_normal((k, n), dtype=np.float32) * k ** -0.5).astype(np.float16)
 
 
-def _product(form: str, x: str, weight: str, out: str) -> Any:
+# WeightLeft's reshapes: the activation row as a column, the product's column back as a (1, 1, n) row
+SHAPES = {"as_column": np.array([-1, 1], dtype=np.int64), "as_row": np.array([1, 1, -1], dtype=np.int64)}
+
+
+def _product(form: str, x: str, weight: str, out: str) -> list[Any]:
     from onnx import helper
 
     if form == "MatMul":
-        return helper.make_node("MatMul", [x, weight], [out])
+        return [helper.make_node("MatMul", [x, weight], [out])]
     if form == "FusedMatMul":
-        return helper.make_node("FusedMatMul", [x, weight], [out], domain=MS, transB=1)
-    return helper.make_node("Gemm", [x, weight], [out], transB=1)
+        return [helper.make_node("FusedMatMul", [x, weight], [out], domain=MS, transB=1)]
+    if form == "WeightLeft":  # y^T = W x^T: cuBLAS sees m = 1 instead of n = 1; the reshapes cost no kernel
+        return [helper.make_node("Reshape", [x, "as_column"], [out + "_xcol"]),
+                helper.make_node("MatMul", [weight, out + "_xcol"], [out + "_ycol"]),
+                helper.make_node("Reshape", [out + "_ycol", "as_row"], [out])]
+    return [helper.make_node("Gemm", [x, weight], [out], transB=1)]
 
 
 def _layout(form: str, w: np.ndarray) -> np.ndarray:
-    """``w`` is (in, out); the transB forms store (out, in)."""
+    """``w`` is (in, out); the other forms store (out, in)."""
     return np.ascontiguousarray(w if form == "MatMul" else w.T)
 
 
@@ -61,8 +69,10 @@ def products_graph(form: str, k: int, n: int, layers: int, rng: np.random.Genera
 
     x_shape = [1, k] if form == "Gemm" else [1, 1, k]
     y_shape = [1, n] if form == "Gemm" else [1, 1, n]
-    weights = {f"w{i}": _layout(form, _random(rng, k, n)) for i in range(layers)}
-    nodes = [_product(form, "x", f"w{i}", f"y{i}") for i in range(layers)]
+    weights: dict[str, np.ndarray] = {f"w{i}": _layout(form, _random(rng, k, n)) for i in range(layers)}
+    if form == "WeightLeft":
+        weights.update(SHAPES)
+    nodes = [node for i in range(layers) for node in _product(form, "x", f"w{i}", f"y{i}")]
     return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT16, x_shape)],
                   [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT16, y_shape) for i in range(layers)], weights)
 
@@ -72,7 +82,7 @@ def mlp_graph(form: str, stacked: bool, hidden: int, inter: int, layers: int, rn
     from onnx import TensorProto, helper
 
     shape = [1, hidden] if form == "Gemm" else [1, 1, hidden]
-    weights: dict[str, np.ndarray] = {}
+    weights: dict[str, np.ndarray] = dict(SHAPES) if form == "WeightLeft" else {}
     nodes, x = [], "x"
     for i in range(layers):
         gate = _random(rng, hidden, inter)
@@ -80,16 +90,16 @@ def mlp_graph(form: str, stacked: bool, hidden: int, inter: int, layers: int, rn
         down = _random(rng, inter, hidden)
         if stacked:
             weights[f"gu{i}"] = _layout(form, np.concatenate([gate, up], axis=1))
-            nodes += [_product(form, x, f"gu{i}", f"gu{i}_y"),  # opset 17: equal halves without a split input
+            nodes += [*_product(form, x, f"gu{i}", f"gu{i}_y"),  # opset 17: equal halves without a split input
                       helper.make_node("Split", [f"gu{i}_y"], [f"g{i}_y", f"u{i}_y"], axis=-1)]
         else:
             weights[f"g{i}"], weights[f"u{i}"] = _layout(form, gate), _layout(form, up)
-            nodes += [_product(form, x, f"g{i}", f"g{i}_y"), _product(form, x, f"u{i}", f"u{i}_y")]
+            nodes += [*_product(form, x, f"g{i}", f"g{i}_y"), *_product(form, x, f"u{i}", f"u{i}_y")]
         weights[f"d{i}"] = _layout(form, down)
         nodes += [helper.make_node("Sigmoid", [f"g{i}_y"], [f"s{i}"]),
                   helper.make_node("Mul", [f"g{i}_y", f"s{i}"], [f"silu{i}"]),
                   helper.make_node("Mul", [f"silu{i}", f"u{i}_y"], [f"h{i}"]),
-                  _product(form, f"h{i}", f"d{i}", f"x{i + 1}")]
+                  *_product(form, f"h{i}", f"d{i}", f"x{i + 1}")]
         x = f"x{i + 1}"
     nodes.append(helper.make_node("Identity", [x], ["y"]))
     return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT16, shape)],
@@ -137,7 +147,7 @@ def time_graph(model: Any, provider: str, repeat: int, config: dict[str, str] | 
 @click.option("--layers", default=28, show_default=True, help="Distinct weights a graph.")
 @click.option("--repeat", default=50, show_default=True)
 @click.option("--provider", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
-@click.option("--forms", default="MatMul,FusedMatMul,Gemm", show_default=True)
+@click.option("--forms", default="MatMul,FusedMatMul,Gemm,WeightLeft", show_default=True)
 @click.option("--config", "configs", multiple=True, metavar="KEY=VALUE",
               help="Session config entry, e.g. ep.cuda.enable_gemm_auto_tune=1 (onnxruntime-gpu 1.31's GEMM tuner).")
 def main(hidden: int, intermediate: int, qkv: int, layers: int, repeat: int, provider: str, forms: str,
