@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.io_names import COS_CACHE, IMAGE_EMBEDS, PIXEL_VALUES, SIN_CACHE
-from ..runtime.model_config import ModelConfig, read_json_object
+from ..runtime.model_config import ModelConfig
 from .gqa_decoder import MS_DOMAIN, _Graph
 from .weights import Weights
 
@@ -61,11 +61,9 @@ def check_supported(model_dir: str | Path) -> ModelConfig:
         raise ValueError("the fused vision encoder covers Qwen2-VL only: Qwen2.5-VL's vision tower (window "
                          "attention, RMSNorm, SwiGLU MLP) is not built by export/vision_fused.py; use the "
                          "optimum vision_encoder graph")
-    vision = read_json_object(model_dir / "config.json", "config.json").get("vision_config") or {}
-    act = vision.get("hidden_act", "quick_gelu")
-    if act != "quick_gelu":
-        raise ValueError(f"the fused vision encoder supports hidden_act quick_gelu (Qwen2-VL), not {act!r}")
     v = cfg.vision
+    if v.hidden_act != "quick_gelu":
+        raise ValueError(f"the fused vision encoder supports hidden_act quick_gelu (Qwen2-VL), not {v.hidden_act!r}")
     if v.embed_dim % v.num_heads or (v.embed_dim // v.num_heads) % 4:
         raise ValueError(f"vision embed_dim {v.embed_dim} over {v.num_heads} heads: the 2D rotary needs a "
                          "head size that is a multiple of 4")

@@ -51,6 +51,7 @@ class VisionConfig:
     fullatt_block_indexes: tuple[int, ...]
     # Qwen2.5-VL scales video frame positions by seconds * tokens_per_second; None for Qwen2-VL.
     tokens_per_second: float | None = None
+    hidden_act: str = "quick_gelu"  # Qwen2-VL's MLP activation (Qwen2.5-VL: silu); export/vision_fused.py checks it
 
     @property
     def patch_dim(self) -> int:
@@ -115,6 +116,7 @@ class ModelConfig:
                 window_size=int(vis.get("window_size", 112)) if is25 else None,
                 fullatt_block_indexes=tuple(int(i) for i in vis.get("fullatt_block_indexes", ())) if is25 else (),
                 tokens_per_second=float(vis.get("tokens_per_second", 4)) if is25 else None,
+                hidden_act=str(vis.get("hidden_act", "silu" if is25 else "quick_gelu")),
             )
             return cls(
                 model_type=model_type,

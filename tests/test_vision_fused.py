@@ -167,6 +167,20 @@ def test_qwen2_5_vl_is_refused(tiny_qwen2_5_vl_dir: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "out").exists()  # refused before the export started
 
 
+def test_another_vision_activation_is_refused(tiny_qwen2_vl_dir: Path, tmp_path: Path) -> None:
+    """The builder writes QuickGelu: a Qwen2-VL folder whose vision MLP says otherwise is refused, not mistranslated."""
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_qwen2_vl_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["vision_config"]["hidden_act"] = "gelu"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="quick_gelu.*'gelu'"):
+        build_vision_encoder(folder, tmp_path / "v.onnx")
+
+
 @pytest.fixture(scope="module")
 def fused_vision_export(tmp_path_factory: pytest.TempPathFactory, tiny_qwen2_vl_dir: Path) -> Path:
     """``vlm-export --precision fp32 --precision fp16 --fused-vision`` of the tiny Qwen2-VL."""
