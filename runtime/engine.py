@@ -367,8 +367,10 @@ class Engine:
             )
         providers = self.choice.session_providers(self.folder, self.manifest, {"use_tf32": "0"})
         self.fused = self._use_fused(decoder)
-        if cuda_graph is None:  # the fp16 fused graph, or the int4 one made from it (exporter.py)
-            half_graph = self.precision == "fp16" or (self.precision == "int4" and "fp16" in self.manifest.precisions)
+        if cuda_graph is None:  # on where it applies: a fused decoder with fp16 activations (fp16, or int4 made
+            # from fp16), as the manifest records its inputs: decided before the decoder's session exists
+            fused_inputs = self.manifest.graph(io_names.FUSED_DECODER, self.precision).inputs if self.fused else ()
+            half_graph = any(t.name == io_names.INPUTS_EMBEDS and t.dtype == "float16" for t in fused_inputs)
             cuda_graph = (self.choice.name == "cuda" and self.fused and half_graph and io_binding is not False
                           and static_cache is not False)
         decoder_graph = io_names.FUSED_DECODER if self.fused else io_names.DECODER

@@ -49,3 +49,7 @@ def test_gpu_rows_skip_what_cannot_run_there(tiny_qwen2_vl_dir: Path, tmp_path: 
         ("fp32", "optimum", False), ("fp16", "optimum", False), ("fp16", "fused", False), ("fp16", "fused", True),
         ("int4", "fused", False), ("int4", "fused", True)]
     assert ("fp32", "fused", False) in _runtime_variants(manifest, "cpu")
+    # what the engine's CUDA-graph default reads: the int4 graph was made from the fp16 one (fp16 activations)
+    embeds = {p: next(t.dtype for t in manifest.graph("decoder_gqa", p).inputs if t.name == "inputs_embeds")
+              for p in ("fp32", "fp16", "int4")}
+    assert embeds == {"fp32": "float32", "fp16": "float16", "int4": "float16"}
