@@ -7,12 +7,14 @@
 #   sh tools/gpu_bench.sh tests OUT    # tests/test_cuda_provider.py
 #   sh tools/gpu_bench.sh vision OUT   # the fused vision encoder fp16 (tools/bench_vision.py)
 #   sh tools/gpu_bench.sh profile OUT  # the kernels of one fp16 CUDA-graph decode step (tools/profile_decode.py)
-#   sh tools/gpu_bench.sh all OUT      # all four in order (start it with setsid and poll: about 15 minutes)
+#   sh tools/gpu_bench.sh gemv OUT     # every ONNX form of the 2B shape's matrix-vector products (tools/bench_gemv.py)
+#   sh tools/gpu_bench.sh all OUT      # export, bench, default, tests, profile, gemv (start it with setsid and poll:
+#                                      # about 22 minutes)
 #
 # PYTHONPATH must reach vlm_sudoku and onnxruntime-gpu (docs/benchmarks.md says how they get there).
 # Each phase writes its log under OUT; WORK (default /tmp/vlm-gpu) keeps the model and exports between phases.
 set -eu
-phase=${1:?phase: export, bench, default, tests or profile}
+phase=${1:?phase: export, bench, default, tests, vision, profile, gemv or all}
 out=${2:?output folder}
 work=${WORK:-/tmp/vlm-gpu}
 mkdir -p "$out" "$work"
@@ -26,7 +28,7 @@ random_2b() {  # the Qwen2-VL-2B shape with random weights, made once per machin
 
 case "$phase" in
 all)
-    for p in export bench default tests; do sh "$0" "$p" "$out" || echo "phase $p failed" >&2; done
+    for p in export bench default tests profile gemv; do sh "$0" "$p" "$out" || echo "phase $p failed" >&2; done
     ;;
 export)
     random_2b
@@ -70,6 +72,11 @@ profile)
         --env ORT_ENABLE_CUDNN_FLASH_ATTENTION=0,ORT_DISABLE_FLASH_ATTENTION=1 --env ORT_ENABLE_XQA=1 \
         > "$out/profile.md" 2> "$out/profile.err" || tail -5 "$out/profile.err"
     cat "$out/profile.md"
+    ;;
+gemv)
+    say "bench_gemv"
+    python3 -m vlm_sudoku.tools.bench_gemv > "$out/gemv.md" 2> "$out/gemv.err" || tail -5 "$out/gemv.err"
+    cat "$out/gemv.md"
     ;;
 tests)
     say "tests/test_cuda_provider.py"
