@@ -171,13 +171,10 @@ class _StaticKV:
     """
 
     ROUND = 256  # capacities are multiples of this: few distinct sizes, few CUDA graph captures
-    # No headroom past what is asked: generate() reserves prompt + max_new_tokens before its prefill, and the
-    # capacity is the step's total_sequence_length, which sets GroupQueryAttention's work: on the H100 a
-    # 2B step at 400 cached positions replays in 2.14 ms at capacity 512 and 2.37 ms at 1536 (docs/benchmarks.md).
-    HEADROOM = 0
-    # Positions reserved for an answer before it starts; a longer one grows the cache when it gets there
-    # (Engine._grow_mid_answer): the product's 512-token cap would otherwise make every puzzle's cache 1024
-    # positions, where the same step replays in 2.44 ms instead of 768's 2.07 (H100, docs/benchmarks.md).
+    # Positions reserved for an answer before it starts (room_for); a longer one grows the cache when it gets
+    # there (Engine._grow_mid_answer). The capacity is the step's total_sequence_length, which sets
+    # GroupQueryAttention's work: on the H100 a 2B step at 400 cached positions replays in 2.07 ms at 768
+    # and 2.44 ms at 1024, the size the product's 512-token cap would otherwise give a puzzle (docs/benchmarks.md).
     ANSWER_ROOM = 256
 
     def __init__(self, names: list[str], shape: tuple[int, int, int], dtype: Any, device: str) -> None:
@@ -193,7 +190,7 @@ class _StaticKV:
 
         if needed <= self.capacity:
             return False
-        size = needed if exact else -(-(needed + self.HEADROOM) // self.ROUND) * self.ROUND
+        size = needed if exact else -(-needed // self.ROUND) * self.ROUND
         batch, heads, dim = self.shape
         for name in self.names:
             host = np.zeros((batch, heads, size, dim), dtype=self.dtype)
@@ -202,6 +199,11 @@ class _StaticKV:
             self.values[name] = ort.OrtValue.ortvalue_from_numpy(host, self.device, 0)
         self.capacity = size
         return True
+
+    def room_for(self, prompt: int, tokens: int) -> int:
+        """Positions to reserve for ``prompt`` cached positions and an answer of up to ``tokens``: the answer's
+        first ANSWER_ROOM only."""
+        return prompt + min(tokens, self.ANSWER_ROOM)
 
     def hand_out(self, cache: Cache) -> Cache:
         self._live.append(weakref.ref(cache))
@@ -323,8 +325,6 @@ def fused_decoder_fits(device: str, precision: str) -> bool:
 
 class Engine:
     """Sessions of one export folder, ready to read images and answer questions."""
-
-    ANSWER_ROOM = _StaticKV.ANSWER_ROOM  # static cache positions reserved for an answer before it starts
 
     def __init__(
         self,
@@ -585,9 +585,7 @@ class Engine:
         io = self._io
         assert io is not None
         io.cos_rows[start:total], io.sin_rows[start:total] = self._rope.of(positions)
-        io.cos_rows[total:], io.sin_rows[total:] = self._rope.plain(total + rope_delta, kv.capacity + rope_delta)
-        io.cos.update_inplace(io.cos_rows)
-        io.sin.update_inplace(io.sin_rows)
+        self._write_generated_rows(total, rope_delta)
         binding = self.decoder.session.io_binding()
         binding.bind_output(io_names.LOGITS, "cpu")
         binding.bind_ortvalue_output(io_names.NEXT_TOKEN, io.token)
@@ -613,23 +611,32 @@ class Engine:
         options.add_run_config_entry("gpu_graph_id", graph_id)
         return options
 
-    def reserve(self, positions: int) -> None:
-        """Size the static KV cache for ``positions`` now (nothing to do without one), so that a prefill and the
-        generations continued from it never move the buffers in between: a move copies the cache through the
-        host and needs a new CUDA graph. Caches made before a move are stale after it."""
-        if self._kv is not None and positions > self._kv.capacity:
+    def reserve(self, prompt: int, max_new_tokens: int) -> None:
+        """Size the static KV cache now (nothing to do without one) for ``prompt`` positions and answers of up to
+        ``max_new_tokens`` after them, as generate() would, so that a prefill and the generations continued from
+        it never move the buffers in between: a move copies the cache through the host and needs a new CUDA
+        graph. Caches made before a move are stale after it."""
+        if self._kv is None:
+            return
+        needed = self._kv.room_for(prompt, max_new_tokens)
+        if needed > self._kv.capacity:
             self._kv.overwrite(0)
-            self._static_room(positions, 0)
+            self._static_room(needed, 0)
 
     def _grow_mid_answer(self, cache: Cache, tokens_left: int) -> None:
         """The static cache is full in the middle of an answer: move it to bigger buffers (the cached positions
-        copied over), bind the step again (a new CUDA graph) and write the rotary rows of the positions to come."""
-        kv, io = self._kv, self._io
-        assert kv is not None and io is not None
-        self._static_room(cache.length + min(tokens_left, _StaticKV.ANSWER_ROOM), cache.length)
-        # the new cos/sin buffers are blank; steps read only the rows of the positions they write
-        io.cos_rows[cache.length:], io.sin_rows[cache.length:] = self._rope.plain(
-            cache.length + cache.rope_delta, kv.capacity + cache.rope_delta)
+        copied over), bind the step again (a new CUDA graph) and write the rotary rows of the positions to come
+        (the new cos/sin buffers are blank; steps read only the rows of the positions they write)."""
+        assert self._kv is not None
+        self._static_room(self._kv.room_for(cache.length, tokens_left), cache.length)
+        self._write_generated_rows(cache.length, cache.rope_delta)
+
+    def _write_generated_rows(self, start: int, rope_delta: int) -> None:
+        """The step's rotary rows from index ``start`` to the capacity (generated tokens: plain RoPE at
+        ``i + rope_delta``), and the cos/sin caches uploaded."""
+        io, kv = self._io, self._kv
+        assert io is not None and kv is not None
+        io.cos_rows[start:], io.sin_rows[start:] = self._rope.plain(start + rope_delta, kv.capacity + rope_delta)
         io.cos.update_inplace(io.cos_rows)
         io.sin.update_inplace(io.sin_rows)
 
@@ -781,7 +788,7 @@ class Engine:
             start = 0 if past is None else past.length
             if past is not None:
                 self._kv.check(past)
-            self._static_room(start + len(ids) + min(max_new_tokens, _StaticKV.ANSWER_ROOM), start)
+            self._static_room(self._kv.room_for(start + len(ids), max_new_tokens), start)
             logits, cache = self.prefill(ids, images, past)
             io = self._io
             assert io is not None

@@ -119,8 +119,7 @@ class Pipeline:
         if self.share_prefix:
             t = time.perf_counter()
             longest = max(len(prompt.suffix_ids[q]) for q in questions)
-            # one size for the prefix and both answers (an answer past ANSWER_ROOM grows it where it gets there)
-            engine.reserve(len(prompt.prefix_ids) + longest + min(self.max_new_tokens, engine.ANSWER_ROOM))
+            engine.reserve(len(prompt.prefix_ids) + longest, self.max_new_tokens)  # one size for prefix and answers
             _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
             prefix_s = time.perf_counter() - t
         for q in questions:

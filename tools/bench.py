@@ -22,9 +22,9 @@ the static KV cache also get their host time per decode step by part. The bandwi
 from __future__ import annotations
 
 import json
-import statistics
 import platform
 import resource
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
