@@ -7,7 +7,7 @@ import pytest
 
 from vlm_sudoku.runtime.answers import parse_digits_answer, parse_rules_answer
 from vlm_sudoku.tools.train.data import IGNORE, LABEL_COLUMNS, Mix, SampleMaker, collate
-from vlm_sudoku.tools.train.loop import lr_at
+from vlm_sudoku.tools.train.loop import _Indexed, lr_at
 from vlm_sudoku.tools.train.photos import VALIDATION_PHOTOS, load_photos, split
 
 from .paths import PHOTOS
@@ -152,3 +152,14 @@ def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> Non
     assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9
     torch.save(head.linear.state_dict(), tmp_path / "wide.pt")
     assert AuxHead(Model(), "cpu").load(tmp_path / "wide.pt")
+
+
+def test_several_gpus_draw_the_samples_of_one() -> None:
+    """Under torchrun each process takes its batch of every global step: together, the indices one
+    process would draw, each once and in order, so a run's data does not depend on the number of GPUs."""
+    batch, steps, start = 4, 5, 96
+    alone = [_Indexed(None, start, 10**6, batch=batch).index(i) for i in range(batch * steps * 2)]
+    shares = [[_Indexed(None, start, 10**6, batch=batch, rank=r, world=2).index(i) for i in range(batch * steps)]
+              for r in range(2)]
+    merged = [x for step in range(steps) for r in range(2) for x in shares[r][step * batch:(step + 1) * batch]]
+    assert merged == alone == list(range(start, start + batch * steps * 2))

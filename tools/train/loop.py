@@ -25,16 +25,92 @@ from .data import IGNORE, LABEL_CLASSES, MARKINGS, Mix, SampleMaker, collate
 
 
 class _Indexed:
-    """Map-style dataset over sample indices start, start+1, ... (deterministic per index)."""
+    """Map-style dataset over one process's share of the sample indices start, start+1, ...
 
-    def __init__(self, maker: SampleMaker, start: int, length: int) -> None:
+    With several processes (one per GPU), global step g takes the ``batch * world`` indices after
+    start + g * batch * world, and process ``rank`` the ``rank``-th batch of them: every index is drawn
+    once, in order, whatever the number of GPUs, so a run stays a pure function of (data seed, samples).
+    """
+
+    def __init__(self, maker: SampleMaker, start: int, length: int, batch: int = 1, rank: int = 0,
+                 world: int = 1) -> None:
         self.maker, self.start, self.length = maker, start, length
+        self.batch, self.rank, self.world = batch, rank, world
 
     def __len__(self) -> int:
         return self.length
 
+    def index(self, i: int) -> int:
+        step, within = divmod(i, self.batch)
+        return self.start + (step * self.world + self.rank) * self.batch + within
+
     def __getitem__(self, i: int):
-        return self.maker(self.start + i)
+        return self.maker(self.index(i))
+
+
+class _Processes:
+    """The processes of one run: one per GPU under torchrun (gradients averaged by DistributedDataParallel),
+    or this process alone. Why several: the data (rendering and photo augmentation on the CPU) sets the pace,
+    about 5 steps/s of 32 samples for 15 cores, so a machine with four GPUs and 64 cores trains four times
+    the samples in the same minutes. Process 0 plans the schedule, decides when to stop, logs and saves;
+    it tells the others each step (``share``), so every process takes the same steps at the same rate."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+            self.device = f"cuda:{local}"
+        else:
+            self.device = "cpu"
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if self.device != "cpu" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module):
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module, device_ids=None if self.device == "cpu" else [self.device])
+
+    def share(self, total_steps: int, stop: bool) -> tuple[int, bool]:
+        """Process 0's schedule length (0: not set yet) and stop decision, for every process."""
+        if self.world == 1:
+            return total_steps, stop
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor([total_steps, int(stop)], dtype=torch.int64, device=self.device)
+        dist.broadcast(t, src=0)
+        return int(t[0]), bool(t[1])
+
+
+def _one_module(model, aux: "AuxHead"):
+    """The model and its read-out head as one module (its forward gives both losses), so that one
+    DistributedDataParallel averages the gradients of both."""
+    import torch
+
+    class Trainee(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.head = model, aux.linear
+
+        def forward(self, inputs: dict, token_labels):
+            loss, aux_loss = self.model(**inputs).loss, aux.loss(token_labels)
+            if aux_loss is None:  # a batch without cell labels: the head takes part with no gradient,
+                loss = loss + 0.0 * sum(p.sum() for p in self.head.parameters())  # as every process must
+            return loss, aux_loss
+
+    return Trainee()
 
 
 class AuxHead:
@@ -188,16 +264,20 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     import torch
     from torch.utils.data import DataLoader
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    procs = _Processes()
+    device = procs.device
     model = load_model(base, ckpt, device)
     if export_to is not None:
         export_folder(base, model, export_to)
         click.echo(f"wrote {export_to}")
         return
+    say = click.echo if procs.main else (lambda *a, **k: None)
     torch.backends.cuda.matmul.allow_tf32 = True
     state = json.loads((ckpt / "state.json").read_text()) if (ckpt / "state.json").exists() else {"step": 0, "samples": 0}
     state.setdefault("config", {"batch": batch, "lr": lr, "warmup": warmup, "seed": seed, "photo_rate": photo_rate,
                                 "easy_samples": easy_samples})
+    if procs.world > 1:
+        state["config"]["gpus"] = procs.world  # a step is batch x gpus samples
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
@@ -205,30 +285,33 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     if (ckpt / "aux_head.pt").exists():
         whole_head = aux.load(ckpt / "aux_head.pt")
         if not whole_head:
-            click.echo("read-out head widened (regions, markings): its new outputs start fresh", err=True)
+            say("read-out head widened (regions, markings): its new outputs start fresh", err=True)
     params = [*model.named_parameters(), *(("aux." + n, p) for n, p in aux.linear.named_parameters())]
     decay = [p for n, p in params if p.ndim >= 2]
     no_decay = [p for n, p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=lr, betas=(0.9, 0.98), eps=1e-8, fused=device == "cuda")
+                                  lr=lr, betas=(0.9, 0.98), eps=1e-8, fused=device != "cpu")
     if (ckpt / "optimizer.pt").exists() and (ckpt / "aux_head.pt").exists() and whole_head:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
+    trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
-    loader = DataLoader(_Indexed(maker, state["samples"], 10**9), batch_size=batch, num_workers=workers,
+    samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
+    loader = DataLoader(samples, batch_size=batch, num_workers=workers,
                         collate_fn=lambda s: collate(s, pad), prefetch_factor=4 if workers else None,
-                        persistent_workers=False, pin_memory=device == "cuda")
+                        persistent_workers=False, pin_memory=device != "cpu")
     model.train()
     start = began = time.time()
     deadline = start + minutes * 60
     last_log, losses, photos, aux_losses = time.time(), [], 0, []
     last_save = time.time()
     speed_from = None
-    click.echo(f"resuming at step {state['step']} (samples {state['samples']}) on {device}; budget {minutes} min", err=True)
+    say(f"resuming at step {state['step']} (samples {state['samples']}) on {device} x{procs.world}; "
+        f"budget {minutes} min", err=True)
     for batch_data in loader:
         step = state["step"]
-        if "total_steps" not in state:  # the schedule's length, fixed once from the measured speed
+        if "total_steps" not in state and procs.main:  # the schedule's length, fixed once from the measured speed
             # Measured once the data workers run at pace (the first hundred steps are slower: run 8's schedule,
             # set from steps 20-120, ended at 11.6 of 17.5 minutes), for the planned time that is left.
             if speed_from is None and step >= 100:
@@ -237,16 +320,18 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
                 rate = (step - speed_from[1]) / (time.time() - speed_from[0])
                 left = plan_minutes * 60 - (time.time() - began)
                 state["total_steps"] = step + max(0, int(rate * left))
-                click.echo(f"{rate:.2f} steps/s: schedule set to {state['total_steps']} steps", err=True)
+                say(f"{rate:.2f} steps/s: schedule set to {state['total_steps']} steps", err=True)
+        planned, _ = procs.share(state.get("total_steps", 0), False)
+        if planned:
+            state["total_steps"] = planned
         total = state.get("total_steps", 10**6)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, lr, warmup)
         token_labels = batch_data["token_labels"].to(device, non_blocking=True)
         inputs = {k: v.to(device, non_blocking=True) for k, v in batch_data.items()
                   if k not in ("photos", "token_labels")}
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = model(**inputs).loss
-            aux_loss = aux.loss(token_labels)
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=device != "cpu"):
+            loss, aux_loss = trainee(inputs, token_labels)
         if aux_loss is not None:
             aux_losses.append(float(aux_loss.detach()))
             loss = loss + aux_loss
@@ -255,27 +340,29 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
-        state["samples"] += len(batch_data["input_ids"])
+        state["samples"] += len(batch_data["input_ids"]) * procs.world
         losses.append(float(loss.detach()))
         photos += batch_data["photos"]
         if time.time() - last_log > 30 or state["step"] == 1:
             rate = len(losses) / (time.time() - last_log)
             aux_text = f" (vision read-out {sum(aux_losses) / len(aux_losses):.4f})" if aux_losses else ""
-            click.echo(f"step {state['step']} loss {sum(losses) / len(losses):.4f}{aux_text} "
-                       f"lr {optimizer.param_groups[0]['lr']:.2e} {rate:.2f} steps/s photos {photos}", err=True)
+            say(f"step {state['step']} loss {sum(losses) / len(losses):.4f}{aux_text} "
+                f"lr {optimizer.param_groups[0]['lr']:.2e} {rate:.2f} steps/s photos {photos}", err=True)
             last_log, losses, photos, aux_losses = time.time(), [], 0, []
-        if time.time() > deadline or state["step"] >= total:
+        _, stop = procs.share(0, time.time() > deadline or state["step"] >= total)
+        if stop:
             break
-        if time.time() - last_save > save_every * 60:
+        if procs.main and time.time() - last_save > save_every * 60:
             state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
             start = time.time()
             save_checkpoint(ckpt, model, optimizer, state, aux)
             last_save = time.time()
-    state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
-    save_checkpoint(ckpt, model, optimizer, state, aux)
-    click.echo(json.dumps(state), err=True)
-    if final_out is not None:
-        write_final(base, model, state, final_out, aux)
+    if procs.main:
+        state["wall_seconds"] = state.get("wall_seconds", 0) + time.time() - start
+        save_checkpoint(ckpt, model, optimizer, state, aux)
+        click.echo(json.dumps(state), err=True)
+        if final_out is not None:
+            write_final(base, model, state, final_out, aux)
     sys.stdout.flush()
     os._exit(0)  # skip tearing down the worker pool (seconds of idle device time)
 
