@@ -73,3 +73,18 @@ def test_cuda_graph_decode_matches_the_uncaptured_static_path(fused_fp16_export)
     assert graphed._graph_id == 1  # one capture served both questions
     growing = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=True, max_length=8)
     assert shared_prefix_tokens(growing, image, 48) == shared_prefix_tokens(plain, image, 48)
+
+
+def test_cuda_graph_survives_moves_in_the_middle_of_an_answer(fused_fp16_export, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer that outgrows its reserved room moves the device cache mid-answer: the step is bound and
+    captured again on the new buffers (a new graph id) and decodes the tokens the uncaptured path gives."""
+    from vlm_sudoku.runtime.engine import _StaticKV
+
+    plain = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=False)
+    image = _image(150, 110, 6)
+    expected = shared_prefix_tokens(plain, image, 40)
+    monkeypatch.setattr(_StaticKV, "ANSWER_ROOM", 8)
+    monkeypatch.setattr(_StaticKV, "ROUND", 16)  # several moves within a 40-token answer
+    graphed = Engine(fused_fp16_export, provider="cuda", precision="fp16", cuda_graph=True)
+    assert shared_prefix_tokens(graphed, image, 40) == expected
+    assert graphed._graph_id >= 4  # each question moved the cache, and captured again, more than once
