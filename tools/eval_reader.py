@@ -16,6 +16,9 @@ cell_accuracy_checked, how many readings the check changed and how many of those
 still had a wrong digit after. The check presumes a puzzle with one solution, so
 truth_unique counts the images whose true puzzle has one (the newspaper photos
 all do; rendered puzzles mostly do not, and there the check can only hurt).
+Rules are scored over every puzzle (rules_exact) and over those whose every rule is
+drawn on the grid (rules_exact_drawn): the others state a rule only in words beside
+the grid, which the grid view does not show.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class Score:
     cells_right: int = 0
     rules_checked: int = 0
     rules_exact: int = 0
+    rules_drawn: int = 0  # puzzles whose every rule is drawn on the grid (none only stated in words beside it)
+    rules_drawn_exact: int = 0
     unreadable: int = 0
     confusion: Counter = field(default_factory=Counter)  # (true, read) symbol pairs that differ
     seconds: float = 0.0
@@ -85,6 +90,8 @@ class Score:
             "corrected_wrong": checked and self.corrected_wrong,
             "truth_unique": self.truth_unique,
             "rules_exact": self.rules_exact / max(1, self.rules_checked) if self.rules_checked else None,
+            "rules_drawn": self.rules_drawn,
+            "rules_exact_drawn": self.rules_drawn_exact / self.rules_drawn if self.rules_drawn else None,
             "unreadable": self.unreadable,
             "top_confusions": [f"{t}->{r} x{k}" for (t, r), k in self.confusion.most_common(8)],
             "seconds_per_image": self.seconds / images,
@@ -128,9 +135,22 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
     if item.check_rules and "rules" in answers:
         score.rules_checked += 1
         try:
-            score.rules_exact += same_rules(parse_rules_answer(answers["rules"]), truth)
+            same = same_rules(parse_rules_answer(answers["rules"]), truth)
         except VlmSudokuError:
-            pass
+            same = False
+        score.rules_exact += same
+        if rules_drawn(truth):
+            score.rules_drawn += 1
+            score.rules_drawn_exact += same
+
+
+def rules_drawn(puzzle: Puzzle) -> bool:
+    """Whether every rule of ``puzzle`` shows on the grid itself. The renderer states the others (anti-king,
+    non-consecutive...: render.draw.UNMARKED) in words beside the grid, which the grid view crops away, so a
+    grid-view model can only read the rules of these puzzles: rules_exact_drawn is its measure."""
+    from .render.draw import UNMARKED
+
+    return not any(isinstance(c, UNMARKED) for c in puzzle.constraints)
 
 
 def photo_items(count: int | None = None) -> Iterator[Item]:
@@ -219,15 +239,17 @@ class _nullbar:
 
 def table(rows: list[dict]) -> str:
     lines = ["| data set | images | grid exact | cell accuracy | grid exact checked | cell accuracy checked | "
-             "corrected (wrong) | truth unique | rules exact | unreadable | s/image | top confusions (true->read) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "corrected (wrong) | truth unique | rules exact | rules exact, drawn on the grid | unreadable | s/image | "
+             "top confusions (true->read) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         rules = "-" if r["rules_exact"] is None else f"{100 * r['rules_exact']:.1f}%"
+        drawn = "-" if r["rules_exact_drawn"] is None else f"{100 * r['rules_exact_drawn']:.1f}% of {r['rules_drawn']}"
         checked = ("- | - | -" if r["grid_exact_checked"] is None else
                    f"{100 * r['grid_exact_checked']:.1f}% | {100 * r['cell_accuracy_checked']:.2f}% | "
                    f"{r['corrected']} ({r['corrected_wrong']})")
         lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {100 * r['cell_accuracy']:.2f}% | "
-                     f"{checked} | {r['truth_unique']} | {rules} | {r['unreadable']} | {r['seconds_per_image']:.2f} | "
+                     f"{checked} | {r['truth_unique']} | {rules} | {drawn} | {r['unreadable']} | {r['seconds_per_image']:.2f} | "
                      f"{', '.join(r['top_confusions'][:5])} |")
     return "\n".join(lines)
 
