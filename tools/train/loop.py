@@ -83,7 +83,7 @@ class _Processes:
         return DistributedDataParallel(module, device_ids=None if self.device == "cpu" else [self.device])
 
     def share(self, total_steps: int, stop: bool) -> tuple[int, bool]:
-        """Process 0's schedule length (0: not set yet) and stop decision, for every process."""
+        """Process 0's schedule length (0: not set yet) and stop decision, for every process (one broadcast)."""
         if self.world == 1:
             return total_steps, stop
         import torch
@@ -311,19 +311,6 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         f"budget {minutes} min", err=True)
     for batch_data in loader:
         step = state["step"]
-        if "total_steps" not in state and procs.main:  # the schedule's length, fixed once from the measured speed
-            # Measured once the data workers run at pace (the first hundred steps are slower: run 8's schedule,
-            # set from steps 20-120, ended at 11.6 of 17.5 minutes), for the planned time that is left.
-            if speed_from is None and step >= 100:
-                speed_from = (time.time(), step)
-            elif speed_from is not None and step - speed_from[1] >= 300:
-                rate = (step - speed_from[1]) / (time.time() - speed_from[0])
-                left = plan_minutes * 60 - (time.time() - began)
-                state["total_steps"] = step + max(0, int(rate * left))
-                say(f"{rate:.2f} steps/s: schedule set to {state['total_steps']} steps", err=True)
-        planned, _ = procs.share(state.get("total_steps", 0), False)
-        if planned:
-            state["total_steps"] = planned
         total = state.get("total_steps", 10**6)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, total, lr, warmup)
@@ -349,7 +336,21 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
             say(f"step {state['step']} loss {sum(losses) / len(losses):.4f}{aux_text} "
                 f"lr {optimizer.param_groups[0]['lr']:.2e} {rate:.2f} steps/s photos {photos}", err=True)
             last_log, losses, photos, aux_losses = time.time(), [], 0, []
-        _, stop = procs.share(0, time.time() > deadline or state["step"] >= total)
+        done = state["step"]
+        if "total_steps" not in state and procs.main:  # the schedule's length, fixed once from the measured speed
+            # Measured once the data workers run at pace (the first hundred steps are slower: run 8's schedule,
+            # set from steps 20-120, ended at 11.6 of 17.5 minutes), for the planned time that is left.
+            if speed_from is None and done >= 100:
+                speed_from = (time.time(), done)
+            elif speed_from is not None and done - speed_from[1] >= 300:
+                rate = (done - speed_from[1]) / (time.time() - speed_from[0])
+                left = plan_minutes * 60 - (time.time() - began)
+                state["total_steps"] = done + max(0, int(rate * left))
+                say(f"{rate:.2f} steps/s: schedule set to {state['total_steps']} steps", err=True)
+        # one message a step from process 0: the schedule for the next step and whether there is one
+        planned, stop = procs.share(state.get("total_steps", 0), time.time() > deadline or done >= total)
+        if planned:
+            state["total_steps"] = planned
         if stop:
             break
         if procs.main and time.time() - last_save > save_every * 60:
