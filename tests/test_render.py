@@ -137,3 +137,41 @@ def test_cli_rejects_bad_options(tmp_path) -> None:
     assert result.exit_code == 2 and "unknown puzzle kind" in result.output
     result = CliRunner().invoke(cli, ["--out", str(tmp_path), "--sizes", "5"])
     assert result.exit_code == 2
+
+
+def test_open_four_is_open_at_the_top() -> None:
+    # The stroke 4 of DIN-like faces: ink along the cross bar and down the stem, paper between the top of the
+    # left stroke and the top of the stem, where a font's closed 4 has its diagonal.
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from vlm_sudoku.tools.render.draw import OpenFour
+    from vlm_sudoku.tools.render.fonts import discover
+
+    font = discover().pick(random.Random(0)).get(120)
+    left, top, right, bottom = font.getbbox("4")
+    w, h = right - left, bottom - top
+    img = Image.new("L", (200, 200), 255)
+    OpenFour(apex=0.1, bar=0.7, stem=0.7, stem_top=0.4, stroke=0.1).draw(ImageDraw.Draw(img), 100, 100, font, 0)
+    ink = np.asarray(img) < 128
+    x0, y0 = 100 - w / 2, 100 - h / 2
+    assert ink[int(y0 + 0.7 * h), int(x0 + 0.1 * w):int(x0 + 0.9 * w)].all()  # the bar
+    assert ink[int(y0 + 0.5 * h):int(y0 + 0.95 * h), int(x0 + 0.7 * w)].all()  # the stem
+    assert not ink[int(y0 + 0.02 * h):int(y0 + 0.25 * h), int(x0 + 0.35 * w):int(x0 + 0.95 * w)].any()  # open
+    # the font's own 4 in the same box is closed there: its diagonal crosses that region
+    closed = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(closed).text((100, 100), "4", font=font, fill=0, anchor="mm")
+    assert (np.asarray(closed) < 128)[int(y0):int(y0 + 0.5 * h), int(x0 + 0.2 * w):int(x0 + 0.8 * w)].any()
+
+
+def test_open_fours_are_drawn_for_a_share_of_sans_grids() -> None:
+    from vlm_sudoku.tools.render.fonts import discover
+    from vlm_sudoku.tools.render.scene import grid_look
+
+    fonts = discover()
+    puzzle = sample_puzzle(random.Random(0), sizes=(9,))[0]
+    looks = [grid_look(random.Random(i), fonts, puzzle, paper=(255, 255, 255), ink=(0, 0, 0), given=(0, 0, 0),
+                       handwriting=0.1, thin=(0.02, 0.04)) for i in range(400)]
+    opened = [look for look in looks if look.open_four is not None]
+    assert 0.1 < len(opened) / len(looks) < 0.3
+    assert all(look.digit_font.kind == PRINTED and not look.digit_font.is_serif_like() for look in opened)

@@ -10,7 +10,7 @@ come from Debian packages:
     apt-get install fonts-dejavu-core fonts-liberation2 fonts-urw-base35 fonts-roboto-unhinted \\
         fonts-open-sans fonts-crosextra-caladea fonts-cabin fonts-quicksand fonts-ebgaramond \\
         fonts-comic-neue fonts-breip fonts-bwht fonts-humor-sans fonts-kristi fonts-dancingscript \\
-        fonts-kaushanscript
+        fonts-kaushanscript fonts-lato fonts-freefont-ttf
 
 Usage: ``python -m vlm_sudoku.tools.render.collect_fonts [DEST]``
 """

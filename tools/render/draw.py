@@ -78,6 +78,29 @@ class Ink:
 
 
 @dataclass(frozen=True)
+class OpenFour:
+    """An open-topped 4 as strokes in the glyph box of the font's own 4, all as shares of that box.
+
+    None of the catalogued fonts has one, but DIN-like newspaper faces do (the validation photos' most
+    misread digit was such a 4, read as 6), so a share of printed grids draws its 4s this way."""
+
+    apex: float  # x of the left stroke's top: 0 upright, larger leans like a closed 4's diagonal
+    bar: float  # y of the cross bar
+    stem: float  # x of the right stem
+    stem_top: float  # y where the right stem starts
+    stroke: float  # line width, share of the glyph's height
+
+    def draw(self, d: ImageDraw.ImageDraw, cx: float, cy: float, font, fill: RGB) -> None:
+        left, top, right, bottom = font.getbbox("4")
+        w, h = right - left, bottom - top
+        x0, y0 = cx - w / 2, cy - h / 2
+        width = max(1, int(round(self.stroke * h)))
+        bar_y = y0 + self.bar * h
+        d.line(((x0 + self.apex * w, y0), (x0, bar_y), (x0 + w, bar_y)), fill=fill, width=width, joint="curve")
+        d.line(((x0 + self.stem * w, y0 + self.stem_top * h), (x0 + self.stem * w, y0 + h)), fill=fill, width=width)
+
+
+@dataclass(frozen=True)
 class Look:
     """How one grid is drawn: cell size in pixels, line widths, fonts and colours."""
 
@@ -95,6 +118,7 @@ class Look:
     dash: float = 0.09  # dash length, share of the cell
     line_scale: float = 1.0  # thickness of thermo/whisper/renban lines
     xv_box: bool = True  # paper patch behind X/V letters
+    open_four: OpenFour | None = None  # printed 4s drawn open at the top (DIN-like newspaper faces)
     # app extras: highlighted cells [(cells, colour)], pencil marks {cell: digits}
     fills: tuple[tuple[tuple[Cell, ...], RGB], ...] = field(default=())
     pencil: tuple[tuple[Cell, tuple[int, ...]], ...] = field(default=())
@@ -271,7 +295,11 @@ def draw_puzzle(img: Image.Image, x0: float, y0: float, puzzle: Puzzle, look: Lo
                 cx += rng.uniform(-1, 1) * look.jitter * s
                 cy += rng.uniform(-1, 1) * look.jitter * s
                 fsize = int(size * rng.uniform(0.9, 1.08))
-            text_centred(d, cx, cy, puzzle.alphabet.symbol(v), look.digit_font.get(fsize), ink.given)
+            symbol = puzzle.alphabet.symbol(v)
+            if symbol == "4" and look.open_four is not None:
+                look.open_four.draw(d, cx, cy, look.digit_font.get(fsize), ink.given)
+            else:
+                text_centred(d, cx, cy, symbol, look.digit_font.get(fsize), ink.given)
     if look.pencil:
         _pencil(d, g, puzzle, look)
 

@@ -25,7 +25,7 @@ from ...solver.constraints.groups import ExtraRegion, Windoku
 from ...solver.puzzle import Puzzle
 from . import text as T
 from .damage import Camera, Damage, jpeg_quality, make_camera, photo_effects
-from .draw import Ink, Look, draw_puzzle, needs_ring
+from .draw import Ink, Look, OpenFour, draw_puzzle, needs_ring
 from .fonts import HANDWRITING, Font, FontSet
 
 Box = tuple[float, float, float, float]
@@ -164,6 +164,7 @@ class LookSpec:
     dash: float
     line_scale: float
     xv_box: bool
+    open_four: OpenFour | None = None
     fills: tuple = ()
     pencil: tuple = ()
 
@@ -174,7 +175,8 @@ class LookSpec:
         return Look(cell=cell, thin=thin, thick=thick, outer=outer, ink=self.ink, digit_font=self.digit_font,
                     clue_font=self.clue_font, digit_scale=self.digit_scale, jitter=self.jitter,
                     cage_inset=self.cage_inset, cage_width=max(1, int(round(cell * 0.02))), dash=self.dash,
-                    line_scale=self.line_scale, xv_box=self.xv_box, fills=self.fills, pencil=self.pencil)
+                    line_scale=self.line_scale, xv_box=self.xv_box, open_four=self.open_four, fills=self.fills,
+                    pencil=self.pencil)
 
 
 def _digit_scale(rng: random.Random, digit_font: Font, puzzle: Puzzle) -> float:
@@ -221,8 +223,17 @@ def grid_look(rng: random.Random, fonts: FontSet, puzzle: Puzzle, *, paper: RGB,
         digit_font=digit_font, clue_font=clue_font, digit_scale=_digit_scale(rng, digit_font, puzzle),
         jitter=rng.uniform(0.02, 0.07) if digit_font.kind == HANDWRITING else 0.0,
         cage_inset=rng.uniform(0.07, 0.13), dash=rng.uniform(0.06, 0.12), line_scale=rng.uniform(0.8, 1.2),
-        xv_box=rng.random() < 0.7,
+        xv_box=rng.random() < 0.7, open_four=_open_four(rng, digit_font),
     )
+
+
+def _open_four(rng: random.Random, digit_font: Font) -> OpenFour | None:
+    """A quarter of the grids in a sans face draw open-topped 4s (drawn last: the look's other draws stay)."""
+    if digit_font.kind == HANDWRITING or digit_font.is_serif_like() or rng.random() >= 0.25:
+        return None
+    bold = digit_font.name.endswith(("Bold", "Demi"))
+    return OpenFour(apex=rng.uniform(0.05, 0.5), bar=rng.uniform(0.62, 0.76), stem=rng.uniform(0.6, 0.76),
+                    stem_top=rng.uniform(0.15, 0.45), stroke=rng.uniform(0.12, 0.17) if bold else rng.uniform(0.08, 0.12))
 
 
 def _puzzle_op(plan: Plan, puzzle: Puzzle, spec: LookSpec, origin: Point, rng: random.Random) -> None:
