@@ -154,6 +154,27 @@ def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> Non
     assert AuxHead(Model(), "cpu").load(tmp_path / "wide.pt")
 
 
+def test_marking_loss_weighs_rare_markings_up_to_the_cells_without_them() -> None:
+    """A marking on 1 cell in 20: the unweighted loss is lowest when the head says "none" everywhere
+    (constant logit log(1/19)); the balanced one is lowest at even odds, so saying "none" costs. Unknown
+    bits (IGNORE) change nothing."""
+    import torch
+
+    from vlm_sudoku.tools.train.loop import AuxHead
+
+    bits = torch.zeros(20, 2, dtype=torch.long)
+    bits[0, 0] = 1  # marking 0: one positive in 20; marking 1: none at all
+    grid = torch.linspace(-4, 4, 161)
+    losses = [float(AuxHead.marking_loss(torch.full((20, 1), float(c)), bits[:, :1])) for c in grid]
+    assert abs(float(grid[int(torch.tensor(losses).argmin())])) < 0.06
+    plain = [float(torch.nn.functional.binary_cross_entropy_with_logits(torch.full((20,), float(c)), bits[:, 0].float()))
+             for c in grid]
+    assert float(grid[int(torch.tensor(plain).argmin())]) < -2.5
+    padded = torch.cat([bits, torch.full((7, 2), IGNORE)])
+    logits = torch.randn(27, 2)
+    assert torch.allclose(AuxHead.marking_loss(logits[:20], bits), AuxHead.marking_loss(logits, padded))
+
+
 def test_several_gpus_draw_the_samples_of_one() -> None:
     """Under torchrun each process takes its batch of every global step: together, the indices one
     process would draw, each once and in order, so a run's data does not depend on the number of GPUs."""
