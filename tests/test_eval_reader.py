@@ -25,3 +25,26 @@ def test_rules_exact_is_also_counted_over_the_puzzles_whose_rules_are_drawn() ->
     row = score.row("set")
     assert (row["rules_exact"], row["rules_drawn"], row["rules_exact_drawn"]) == (2 / 3, 2, 1 / 2)
     assert row["grid_exact"] == 1.0
+
+
+def test_rule_types_count_apart_from_the_cells_and_per_kind() -> None:
+    """A kropki dot between the wrong cells has the right rule types but is not exact; a kropki puzzle read
+    as XV has neither; each is tallied under its true kinds. The by-kind set cycles through the kinds."""
+    from vlm_sudoku.tools.eval_reader import by_kind_items, table
+    from vlm_sudoku.tools.render.puzzles import VARIANT_KINDS
+
+    kropki = parse_rules_answer(KROPKI)
+    elsewhere = KROPKI.replace('"r1c1","r1c2"', '"r3c1","r3c2"')
+    as_xv = '{"size":4,"rules":[{"type":"xv","cells":["r1c1","r1c2"],"sum":5}]}'
+    score = Score()
+    blank = Image.new("RGB", (8, 8))
+    for read in (KROPKI, elsewhere, as_xv, "not json"):
+        score_item(Item("x", blank, kropki), {"rules": read, "digits": digits_answer(kropki)}, score)
+    row = score.row("rendered-by-kind")
+    assert (row["rules_exact"], row["rules_types"]) == (1 / 4, 2 / 4)
+    assert row["rules_by_kind"] == {"kropki": {"images": 4, "types": 0.5, "exact": 0.25}}
+    assert "| kropki | 4 | 50% | 25% |" in table([row])
+    items = list(by_kind_items(2))
+    assert [item.puzzle.size for item in items] == [9, 9]
+    first = {c.rule for c in items[0].puzzle.constraints}
+    assert first == {VARIANT_KINDS[0]} and {c.rule for c in items[1].puzzle.constraints} == {VARIANT_KINDS[1]}

@@ -18,7 +18,11 @@ truth_unique counts the images whose true puzzle has one (the newspaper photos
 all do; rendered puzzles mostly do not, and there the check can only hurt).
 Rules are scored over every puzzle (rules_exact) and over those whose every rule is
 drawn on the grid (rules_exact_drawn): the others state a rule only in words beside
-the grid, which the grid view does not show.
+the grid, which the grid view does not show. rules_types counts the answers that name
+the right size, regions (irregular or not) and set of rule types, whatever their
+cells: a model that has not learnt to see a marking guesses its type, one that sees
+it but misplaces it gets the type right. The rendered-by-kind set draws 9x9 puzzles of
+one variant kind each, in turn, and reports both per kind (rules_by_kind).
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ class Score:
     rules_exact: int = 0
     rules_drawn: int = 0  # puzzles whose every rule is drawn on the grid (none only stated in words beside it)
     rules_drawn_exact: int = 0
+    rules_types: int = 0  # answers with the right size, regions kind and set of rule types
+    by_kind: dict = field(default_factory=dict)  # kinds -> [puzzles, types right, exact]
     unreadable: int = 0
     confusion: Counter = field(default_factory=Counter)  # (true, read) symbol pairs that differ
     seconds: float = 0.0
@@ -92,11 +98,20 @@ class Score:
             "rules_exact": self.rules_exact / max(1, self.rules_checked) if self.rules_checked else None,
             "rules_drawn": self.rules_drawn,
             "rules_exact_drawn": self.rules_drawn_exact / self.rules_drawn if self.rules_drawn else None,
+            "rules_types": self.rules_types / self.rules_checked if self.rules_checked else None,
+            "rules_by_kind": {k: {"images": n, "types": t / n, "exact": e / n}
+                              for k, (n, t, e) in sorted(self.by_kind.items())},
             "unreadable": self.unreadable,
             "top_confusions": [f"{t}->{r} x{k}" for (t, r), k in self.confusion.most_common(8)],
             "seconds_per_image": self.seconds / images,
             "check_seconds_per_image": checked and self.check_seconds / images,
         }
+
+
+def same_rule_types(a: Puzzle, b: Puzzle) -> bool:
+    """Same size, both irregular or both boxed, and the same set of rule types (cells and sums aside)."""
+    return (a.size, a.box is None) == (b.size, b.box is None) and {c.rule for c in a.constraints} == {
+        c.rule for c in b.constraints}
 
 
 def same_rules(a: Puzzle, b: Puzzle) -> bool:
@@ -135,10 +150,18 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
     if item.check_rules and "rules" in answers:
         score.rules_checked += 1
         try:
-            same = same_rules(parse_rules_answer(answers["rules"]), truth)
+            read_rules = parse_rules_answer(answers["rules"])
+            same, types = same_rules(read_rules, truth), same_rule_types(read_rules, truth)
         except VlmSudokuError:
-            same = False
+            same = types = False
         score.rules_exact += same
+        score.rules_types += types
+        from .render.puzzles import kinds_of
+
+        tally = score.by_kind.setdefault("+".join(kinds_of(truth)) or "classic", [0, 0, 0])
+        tally[0] += 1
+        tally[1] += types
+        tally[2] += same
         if rules_drawn(truth):
             score.rules_drawn += 1
             score.rules_drawn_exact += same
@@ -171,11 +194,23 @@ def rendered_items(kinds: str, count: int, sizes: tuple[int, ...]) -> Iterator[I
         yield Item(f"seed{EVAL_SEED_BASE + i}", r.image, r.puzzle)
 
 
+def by_kind_items(count: int) -> Iterator[Item]:
+    """9x9 puzzles of one variant kind each, the kinds in turn (their own seeds, after the other sets')."""
+    from .render import sample
+
+    kinds = _variant_kinds()
+    for i in range(count):
+        seed = EVAL_SEED_BASE + 10**6 + i
+        r = sample(seed, sizes=(9,), kinds=kinds[i % len(kinds)])
+        yield Item(f"seed{seed}", r.image, r.puzzle)
+
+
 SETS: dict[str, Callable[[int], Iterator[Item]]] = {
     "photos-val": lambda n: photo_items(None),
     "rendered-classic": lambda n: rendered_items("classic", n, (9,)),
     "rendered-classic-all-sizes": lambda n: rendered_items("classic", n, (4, 6, 9, 16)),
     "rendered-variants": lambda n: rendered_items(",".join(_variant_kinds()), n, (4, 6, 9, 16)),
+    "rendered-by-kind": by_kind_items,
 }
 
 
@@ -239,18 +274,25 @@ class _nullbar:
 
 def table(rows: list[dict]) -> str:
     lines = ["| data set | images | grid exact | cell accuracy | grid exact checked | cell accuracy checked | "
-             "corrected (wrong) | truth unique | rules exact | rules exact, drawn on the grid | unreadable | s/image | "
-             "top confusions (true->read) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "corrected (wrong) | truth unique | rules exact | rules exact, drawn on the grid | rule types right | "
+             "unreadable | s/image | top confusions (true->read) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         rules = "-" if r["rules_exact"] is None else f"{100 * r['rules_exact']:.1f}%"
         drawn = "-" if r["rules_exact_drawn"] is None else f"{100 * r['rules_exact_drawn']:.1f}% of {r['rules_drawn']}"
+        types = "-" if r["rules_types"] is None else f"{100 * r['rules_types']:.1f}%"
         checked = ("- | - | -" if r["grid_exact_checked"] is None else
                    f"{100 * r['grid_exact_checked']:.1f}% | {100 * r['cell_accuracy_checked']:.2f}% | "
                    f"{r['corrected']} ({r['corrected_wrong']})")
         lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {100 * r['cell_accuracy']:.2f}% | "
-                     f"{checked} | {r['truth_unique']} | {rules} | {drawn} | {r['unreadable']} | {r['seconds_per_image']:.2f} | "
-                     f"{', '.join(r['top_confusions'][:5])} |")
+                     f"{checked} | {r['truth_unique']} | {rules} | {drawn} | {types} | {r['unreadable']} | "
+                     f"{r['seconds_per_image']:.2f} | {', '.join(r['top_confusions'][:5])} |")
+    for r in rows:
+        if r["set"] == "rendered-by-kind" and r["rules_by_kind"]:
+            lines += ["", f"{r['set']}: rules per kind", "", "| kinds | images | rule types right | rules exact |",
+                      "|---|---:|---:|---:|"]
+            lines += [f"| {k} | {v['images']} | {100 * v['types']:.0f}% | {100 * v['exact']:.0f}% |"
+                      for k, v in r["rules_by_kind"].items()]
     return "\n".join(lines)
 
 
