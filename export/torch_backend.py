@@ -72,16 +72,19 @@ class TorchPipeline(Pipeline):
     def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
                    on_text: Callable[[str, str], None] | None = None) -> Reading:
         image, viewed = self.view(image)
-        t0 = time.perf_counter()
-        pixel_values, grid = preprocess(image, self.image_settings)
-        n = num_image_tokens(grid, self.image_settings.merge_size)
-        t1 = time.perf_counter()
         s = self.image_settings.patch_size
-        encoded = EncodedImage(grid, np.zeros((0,)), n, image.size, (int(grid[0, 1]) * s, int(grid[0, 2]) * s),
-                               t1 - t0, 0.0)
+        encoded, pixels = [], []
+        for im in viewed.images if viewed is not None else [image]:  # the grid view, then any context view
+            t0 = time.perf_counter()
+            pixel_values, grid = preprocess(im, self.image_settings)
+            n = num_image_tokens(grid, self.image_settings.merge_size)
+            encoded.append(EncodedImage(grid, np.zeros((0,)), n, im.size, (int(grid[0, 1]) * s, int(grid[0, 2]) * s),
+                                        time.perf_counter() - t0, 0.0))
+            pixels.append(pixel_values)
+        pixel_values, grid = np.concatenate(pixels), np.concatenate([e.grid_thw for e in encoded])
         answers = {}
         for q in questions:
-            ids = prompt_ids(self.tokenizer, QUESTIONS[q], [n])
+            ids = prompt_ids(self.tokenizer, QUESTIONS[q], [e.num_tokens for e in encoded])
             t = time.perf_counter()
             tokens = self.generate_ids(ids, pixel_values, grid, self.max_new_tokens)
             elapsed = time.perf_counter() - t
@@ -91,4 +94,4 @@ class TorchPipeline(Pipeline):
             # generate does not separate prefill from decoding: the whole call counts as decoding.
             answers[q] = Generation(tokens, text, len(ids), 0.0, elapsed, len(tokens) < self.max_new_tokens,
                                     len(tokens))
-        return Reading(encoded, answers, 0, 0.0, viewed)
+        return Reading(encoded[0], answers, 0, 0.0, viewed, encoded[1] if len(encoded) > 1 else None)

@@ -164,7 +164,11 @@ class _Stages:
         elif name == "image":
             w, h = info["size"]
             rh, rw = info["resized"]
-            self.line(f"image {w}x{h} -> {rw}x{rh}, {info['image_tokens']} image tokens: preprocess "
+            context = ""
+            if "context_tokens" in info:
+                ch, cw = info["context_resized"]
+                context = f" + whole picture {cw}x{ch}, {info['context_tokens']} tokens"
+            self.line(f"image {w}x{h} -> {rw}x{rh}, {info['image_tokens']} image tokens{context}: preprocess "
                       f"{1000 * info['preprocess']:.0f} ms, vision {1000 * info['vision']:.0f} ms, prefix prefill "
                       f"{info['prefix_tokens']} tokens {1000 * info['prefix_prefill']:.0f} ms")
         elif name in ("rules", "digits"):

@@ -13,6 +13,13 @@ trained on grid views says so in its ``preprocessor_config.json`` under
 ``vlm_sudoku_grid_view`` (transformers ignores the key); models without it, a
 real Qwen2-VL-2B included, see the whole picture exactly as transformers would
 show it.
+
+The grid view crops away what is printed beside the grid, and some rules exist
+only there, in words (anti-king, non-consecutive, "all dots are given"). A model
+trained with ``"context": N`` in that key also gets the whole picture, shrunk to
+fit N x N pixels, as a second image after the grid view: both questions see both
+images (one shared prefix, as before), and Qwen2-VL's processor and chat template
+take two images as they are.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class GridView:
 
     size: int = 448
     margin: int = 40
+    context: int = 0  # the whole picture too, shrunk to fit context x context pixels (0: the grid view alone)
 
     @classmethod
     def from_preprocessor_config(cls, raw: dict[str, Any]) -> "GridView | None":
@@ -48,16 +56,31 @@ class GridView:
         if spec is None:
             return None
         try:
-            view = cls(size=int(spec["size"]), margin=int(spec["margin"]))
-        except (TypeError, KeyError, ValueError):
-            raise ModelFolderError(f"preprocessor_config.json: {CONFIG_KEY} needs integer 'size' and 'margin', "
-                                   f"got {spec!r}") from None
-        if view.size < 56 or not 0 <= view.margin < view.size // 4:
+            view = cls(size=int(spec["size"]), margin=int(spec["margin"]), context=int(spec.get("context", 0)))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise ModelFolderError(f"preprocessor_config.json: {CONFIG_KEY} needs integer 'size' and 'margin' "
+                                   f"(and optionally 'context'), got {spec!r}") from None
+        if view.size < 56 or not 0 <= view.margin < view.size // 4 or not (view.context == 0 or view.context >= 56):
             raise ModelFolderError(f"preprocessor_config.json: {CONFIG_KEY} {spec!r} is out of range")
         return view
 
     def to_dict(self) -> dict[str, int]:
-        return {"size": self.size, "margin": self.margin}
+        out = {"size": self.size, "margin": self.margin}
+        if self.context:
+            out["context"] = self.context
+        return out
+
+    def context_of(self, image: Image.Image) -> Image.Image | None:
+        """The whole picture shrunk to fit ``context`` x ``context`` (never enlarged), or None without one."""
+        if not self.context:
+            return None
+        picture = image.convert("RGB")
+        w, h = picture.size
+        k = min(1.0, self.context / max(w, h))
+        if k == 1.0:
+            return picture
+        return picture.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BICUBIC,
+                              reducing_gap=2.0)
 
     @property
     def target(self) -> Quad:
@@ -84,7 +107,7 @@ class GridView:
         start = time.perf_counter()
         corners = locate_grid(image)
         view = self.whole(image) if corners is None else self.warp(image, corners)
-        return Viewed(view, corners, time.perf_counter() - start)
+        return Viewed(view, corners, time.perf_counter() - start, self.context_of(image))
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,12 @@ class Viewed:
     image: Image.Image
     corners: Quad | None  # None: no grid found, the whole picture was used
     seconds: float
+    context: Image.Image | None = None  # the whole picture, for models trained with a context view
+
+    @property
+    def images(self) -> list[Image.Image]:
+        """What the model reads, in prompt order: the grid view, then the context view if any."""
+        return [self.image] + ([self.context] if self.context is not None else [])
 
 
 def perspective_coefficients(dst: Sequence[Point], src: Sequence[Point]) -> tuple[float, ...]:

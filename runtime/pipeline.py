@@ -44,9 +44,14 @@ class Reading:
     prefix_tokens: int
     prefix_s: float  # the shared prefix's prefill (0 when not shared)
     viewed: Viewed | None = None  # the grid view the model read, for models trained on grid views
+    context: EncodedImage | None = None  # the whole picture beside the grid view (models trained with one)
 
     def texts(self) -> dict[str, str]:
         return {q: g.text for q, g in self.answers.items()}
+
+    @property
+    def encoded(self) -> list[EncodedImage]:
+        return [self.image] + ([self.context] if self.context is not None else [])
 
 
 @dataclass
@@ -111,8 +116,8 @@ class Pipeline:
                    on_text: Callable[[str, str], None] | None = None) -> Reading:
         engine = self.engine
         image, viewed = self.view(image)
-        encoded = engine.encode_image(image)
-        prompt = shared_prompt(engine.tokenizer, [encoded.num_tokens], {q: QUESTIONS[q] for q in questions})
+        encoded = [engine.encode_image(im) for im in (viewed.images if viewed is not None else [image])]
+        prompt = shared_prompt(engine.tokenizer, [e.num_tokens for e in encoded], {q: QUESTIONS[q] for q in questions})
         answers: dict[str, Generation] = {}
         prefix_s = 0.0
         cache = None
@@ -120,7 +125,7 @@ class Pipeline:
             t = time.perf_counter()
             longest = max(len(prompt.suffix_ids[q]) for q in questions)
             engine.reserve(len(prompt.prefix_ids) + longest, self.max_new_tokens)  # one size for prefix and answers
-            _logits, cache = engine.prefill(prompt.prefix_ids, [encoded])
+            _logits, cache = engine.prefill(prompt.prefix_ids, encoded)
             prefix_s = time.perf_counter() - t
         for q in questions:
             callback = (lambda text, q=q: on_text(q, text)) if on_text else None
@@ -130,9 +135,10 @@ class Pipeline:
                 answers[q] = engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=self.max_new_tokens,
                                              on_text=callback, alternatives=alternatives)
             else:
-                answers[q] = engine.generate(prompt.full(q), images=[encoded], max_new_tokens=self.max_new_tokens,
+                answers[q] = engine.generate(prompt.full(q), images=encoded, max_new_tokens=self.max_new_tokens,
                                              on_text=callback, alternatives=alternatives)
-        return Reading(encoded, answers, len(prompt.prefix_ids), prefix_s, viewed)
+        return Reading(encoded[0], answers, len(prompt.prefix_ids), prefix_s, viewed,
+                       encoded[1] if len(encoded) > 1 else None)
 
     def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
         """The answers' texts (the interface tools/eval_reader.py scores)."""
@@ -158,10 +164,15 @@ class Pipeline:
                 out.timings["grid_view"] = reading.viewed.seconds
                 stage("grid", {"found": reading.viewed.corners is not None, "corners": reading.viewed.corners,
                                "grid_view": reading.viewed.seconds})
-            out.timings.update(preprocess=enc.preprocess_s, vision=enc.vision_s, prefix_prefill=reading.prefix_s)
-            stage("image", {"size": enc.source_size, "resized": enc.resized, "image_tokens": enc.num_tokens,
-                            "preprocess": enc.preprocess_s, "vision": enc.vision_s, "prefix_tokens": reading.prefix_tokens,
-                            "prefix_prefill": reading.prefix_s})
+            preprocess_s = sum(e.preprocess_s for e in reading.encoded)
+            vision_s = sum(e.vision_s for e in reading.encoded)
+            out.timings.update(preprocess=preprocess_s, vision=vision_s, prefix_prefill=reading.prefix_s)
+            info = {"size": enc.source_size, "resized": enc.resized, "image_tokens": enc.num_tokens,
+                    "preprocess": preprocess_s, "vision": vision_s, "prefix_tokens": reading.prefix_tokens,
+                    "prefix_prefill": reading.prefix_s}
+            if reading.context is not None:
+                info.update(context_resized=reading.context.resized, context_tokens=reading.context.num_tokens)
+            stage("image", info)
             for q, gen in reading.answers.items():
                 out.timings.update({f"{q}_prefill": gen.prefill_s, f"{q}_decode": gen.decode_s,
                                     f"{q}_tokens": float(len(gen.tokens)), f"{q}_tokens_per_s": gen.tokens_per_s})

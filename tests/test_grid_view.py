@@ -54,7 +54,13 @@ def test_setting_is_read_from_the_preprocessor_config(tmp_path) -> None:
     assert load_grid_view(tmp_path) is None  # a plain Qwen2-VL folder sees whole pictures
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({**raw, CONFIG_KEY: {"size": 448, "margin": 40}}))
     assert load_grid_view(tmp_path) == GridView(448, 40)
-    for bad in ({"size": 448}, {"size": "big", "margin": 4}, {"size": 448, "margin": 300}):
+    (tmp_path / "preprocessor_config.json").write_text(
+        json.dumps({**raw, CONFIG_KEY: {"size": 448, "margin": 40, "context": 448}}))
+    assert load_grid_view(tmp_path) == GridView(448, 40, 448)
+    assert GridView(448, 40, 448).to_dict() == {"size": 448, "margin": 40, "context": 448}
+    assert GridView(448, 40).to_dict() == {"size": 448, "margin": 40}  # folders without one stay as they were
+    for bad in ({"size": 448}, {"size": "big", "margin": 4}, {"size": 448, "margin": 300},
+                {"size": 448, "margin": 40, "context": 20}, {"size": 448, "margin": 40, "context": "all"}):
         (tmp_path / "preprocessor_config.json").write_text(json.dumps({**raw, CONFIG_KEY: bad}))
         with pytest.raises(ModelFolderError, match=CONFIG_KEY):
             load_grid_view(tmp_path)
@@ -79,3 +85,42 @@ def test_pipeline_reads_the_grid_view_when_the_model_asks(tmp_path, tiny_qwen2_v
     assert reading.image.resized == (224, 224)
     plain = Pipeline.load(tiny_qwen2_vl_export, provider="cpu", max_new_tokens=4).read_image(item.image)
     assert plain.viewed is None and plain.image.resized != (224, 224)
+
+
+def test_context_view_is_the_whole_picture_shrunk_to_fit() -> None:
+    picture = Image.new("RGB", (1280, 960), "white")
+    assert GridView(448, 40).context_of(picture) is None
+    assert GridView(448, 40, 448).context_of(picture).size == (448, 336)
+    small = Image.new("RGB", (300, 200), "white")
+    assert GridView(448, 40, 448).context_of(small).size == (300, 200)  # never enlarged
+
+
+def test_pipeline_with_a_context_view_reads_both_images_as_transformers_does(tmp_path, tiny_qwen2_vl_dir,
+                                                                              tiny_qwen2_vl_export) -> None:
+    """A model trained with "context" gets the grid view and the whole picture, in that order, in one shared
+    prefix: the ONNX runtime's answers equal transformers' generate on the same two-image prompts."""
+    from vlm_sudoku.export.torch_backend import TorchPipeline
+    from vlm_sudoku.tools.render import sample
+
+    setting = {"size": 224, "margin": 20, "context": 168}
+    folders = {}
+    for name, src in (("export", tiny_qwen2_vl_export), ("hf", tiny_qwen2_vl_dir)):
+        folders[name] = tmp_path / name
+        shutil.copytree(src, folders[name])
+        pre = json.loads((folders[name] / "preprocessor_config.json").read_text())
+        pre[CONFIG_KEY] = setting
+        (folders[name] / "preprocessor_config.json").write_text(json.dumps(pre))
+    item = sample(4, sizes=(9,), styles=("newspaper",))
+    pipe = Pipeline.load(folders["export"], provider="cpu", max_new_tokens=12)
+    reading = pipe.read_image(item.image)
+    assert reading.image.resized == (224, 224) and reading.context is not None
+    w, h = item.image.size
+    assert max(reading.viewed.context.size) == 168 and reading.viewed.context.size[0] == round(w * 168 / max(w, h))
+    one_image = Pipeline.load(tiny_qwen2_vl_export, provider="cpu", max_new_tokens=12).read_image(item.image)
+    assert reading.prefix_tokens == one_image.prefix_tokens + reading.context.num_tokens + 2 + (
+        reading.image.num_tokens - one_image.image.num_tokens)
+    unshared = Pipeline.load(folders["export"], provider="cpu", max_new_tokens=12, share_prefix=False)
+    torch_pipe = TorchPipeline(folders["hf"], device="cpu", max_new_tokens=12)
+    answers = reading.texts()
+    assert unshared.read(item.image) == answers
+    assert torch_pipe.read(item.image) == answers

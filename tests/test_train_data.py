@@ -64,6 +64,42 @@ def test_samples_supervise_only_the_answers(tiny_qwen2_vl_dir, photo_rate: float
     assert len(seen) >= 3
 
 
+def test_a_context_view_model_trains_on_both_images(tiny_qwen2_vl_dir, tmp_path) -> None:
+    """A model folder with a context view gets samples with the grid view then the whole picture, the read-out
+    labels covering the grid view's tokens only, and the batch goes through Qwen2-VL's forward with both."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import Qwen2VLForConditionalGeneration
+
+    from vlm_sudoku.runtime.grid_view import CONFIG_KEY
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_qwen2_vl_dir, folder)
+    pre = json.loads((folder / "preprocessor_config.json").read_text())
+    pre[CONFIG_KEY] = {"size": 224, "margin": 20, "context": 168}
+    (folder / "preprocessor_config.json").write_text(json.dumps(pre))
+    maker = SampleMaker(folder, seed=5, mix=Mix(photo_rate=0.0), photos_dir=None)
+    samples = [maker(i) for i in range(3)]
+    for s in samples:
+        assert s.grid_thw.shape == (2, 3) and tuple(s.grid_thw[0]) == (1, 16, 16)
+        assert max(s.grid_thw[1, 1:]) * 14 <= 168 + 28
+        tokens = [int(row.prod()) // 4 for row in s.grid_thw]
+        assert s.input_ids.count(maker.tok.specials.image_pad) == sum(tokens)
+        assert s.token_labels is not None and len(s.token_labels) == sum(tokens)
+        assert (s.token_labels[tokens[0]:] == IGNORE).all() and (s.token_labels[:tokens[0]] >= 0).any()
+    if PHOTOS.is_dir():  # training photos get the whole (retaken) photo as their context view too
+        photo = SampleMaker(folder, seed=5, mix=Mix(photo_rate=1.0), photos_dir=PHOTOS)(0)
+        assert photo.source == "photo" and photo.grid_thw.shape == (2, 3)
+        samples.append(photo)
+    batch = collate(samples, pad_id=maker.tok.specials.endoftext)
+    model = Qwen2VLForConditionalGeneration.from_pretrained(folder, dtype=torch.float32)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"])
+    assert torch.isfinite(out.loss)
+
+
 def test_collate_pads_right_and_stacks_images(tiny_qwen2_vl_dir) -> None:
     maker = SampleMaker(tiny_qwen2_vl_dir, seed=1, mix=Mix(photo_rate=0.0), photos_dir=None)
     samples = [maker(i) for i in range(3)]
@@ -184,3 +220,35 @@ def test_several_gpus_draw_the_samples_of_one() -> None:
               for r in range(2)]
     merged = [x for step in range(steps) for r in range(2) for x in shares[r][step * batch:(step + 1) * batch]]
     assert merged == alone == list(range(start, start + batch * steps * 2))
+
+
+def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen2_vl_dir, tmp_path) -> None:
+    """`train.loop --context-view`: three steps on the CPU from a grid-view base; the checkpoint and the
+    exported folder say so, and the base folder itself is left as it was. A base that reads whole pictures
+    cannot take one."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from vlm_sudoku.runtime.grid_view import CONFIG_KEY, load_grid_view
+
+    def loop(*args: str) -> subprocess.CompletedProcess:  # a process of its own: the loop ends in os._exit
+        return subprocess.run([sys.executable, "-m", "vlm_sudoku.tools.train.loop", *args], capture_output=True,
+                              text=True, timeout=600)
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_qwen2_vl_dir, base)
+    pre = json.loads((base / "preprocessor_config.json").read_text())
+    (base / "preprocessor_config.json").write_text(json.dumps({**pre, CONFIG_KEY: {"size": 224, "margin": 20}}))
+    args = ["--base", str(base), "--ckpt", str(tmp_path / "ckpt"), "--minutes", "2", "--total-steps", "3",
+            "--batch", "2", "--workers", "0", "--warmup", "1", "--photo-rate", "0", "--final-out", str(tmp_path / "out")]
+    result = loop(*args, "--context-view", "168")
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = json.loads((tmp_path / "out" / "w32" / "state.json").read_text())
+    assert state["step"] == 3 and state["config"]["context_view"] == 168
+    assert load_grid_view(tmp_path / "out" / "hf").context == 168
+    assert load_grid_view(base).context == 0
+    shutil.copy2(tiny_qwen2_vl_dir / "preprocessor_config.json", base / "preprocessor_config.json")
+    refused = loop(*args, "--context-view", "168")
+    assert refused.returncode == 2 and "needs a grid view" in refused.stderr

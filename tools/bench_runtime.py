@@ -33,8 +33,8 @@ def _one(pipe: Pipeline, image) -> dict[str, float]:
     total = time.perf_counter() - t
     ort = sum(engine.ort_seconds().values()) - before
     row = {"total": total, "onnxruntime": ort, "other": total - ort,
-           "grid view": reading.viewed.seconds if reading.viewed else 0.0, "preprocess": reading.image.preprocess_s,
-           "vision": reading.image.vision_s, "prefix prefill": reading.prefix_s}
+           "grid view": reading.viewed.seconds if reading.viewed else 0.0, "preprocess": sum(e.preprocess_s for e in reading.encoded),
+           "vision": sum(e.vision_s for e in reading.encoded), "prefix prefill": reading.prefix_s}
     for q, g in reading.answers.items():
         row[f"{q} prefill"] = g.prefill_s
         row[f"{q} decode"] = g.decode_s

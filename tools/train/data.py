@@ -74,8 +74,8 @@ QUESTION_KINDS = ("digits", "rules", "cells", "row")
 
 @dataclass
 class Sample:
-    pixel_values: np.ndarray  # (patches, 1176) float32
-    grid_thw: np.ndarray  # (1, 3) int64
+    pixel_values: np.ndarray  # (patches, 1176) float32, every image's patches in prompt order
+    grid_thw: np.ndarray  # (images, 3) int64: the grid view, then the context view for models with one
     input_ids: list[int]
     labels: list[int]
     source: str  # "render" or "photo"
@@ -118,9 +118,14 @@ class SampleMaker:
         style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
         drawn = render(puzzle, rng, style=style)
         if self.view is None:
-            return drawn.image, puzzle, None
+            return [drawn.image], puzzle, None
         image, labels = self._view(drawn.image, drawn.corners, rng, puzzle)
-        return image, puzzle, labels
+        return self._with_context(image, drawn.image), puzzle, labels
+
+    def _with_context(self, view, picture) -> list:
+        """The images of a prompt: the grid view, then the whole picture for models trained with a context view."""
+        context = self.view.context_of(picture) if self.view is not None else None
+        return [view] if context is None else [view, context]
 
     def _view(self, image, corners, rng: random.Random, puzzle: Puzzle):
         """The grid view through corners a little off, as the runtime's grid locator finds them,
@@ -139,18 +144,22 @@ class SampleMaker:
             photo = rng.choice(self.photos)
             puzzle, source, token_labels = photo.puzzle, "photo", None
             if self.view is None:
-                image = augment(photo, rng)
+                images = [augment(photo, rng)]
             else:
-                image, token_labels = self._view(retake(load_image(photo.path), rng), photo.corners, rng, puzzle)
+                picture = retake(load_image(photo.path), rng)
+                image, token_labels = self._view(picture, photo.corners, rng, puzzle)
+                images = self._with_context(image, picture)
             question = rng.choices(QUESTION_KINDS, mix.photo_questions)[0]
         else:
-            image, puzzle, token_labels = self._puzzle_image(rng, easy)
+            images, puzzle, token_labels = self._puzzle_image(rng, easy)
             source = "render"
             question = rng.choices(QUESTION_KINDS, mix.questions)[0]
-        pixel_values, grid = preprocess(image, self.image_settings)
-        images = [num_image_tokens(grid, self.image_settings.merge_size)]
+        processed = [preprocess(im, self.image_settings) for im in images]
+        pixel_values = np.concatenate([p for p, _ in processed])
+        grid = np.concatenate([g for _, g in processed])
+        counts = [num_image_tokens(g, self.image_settings.merge_size) for _, g in processed]
         turns = self._turns(question, puzzle, rng)
-        ids = prompt_ids(self.tok, turns[0][0], images)
+        ids = prompt_ids(self.tok, turns[0][0], counts)
         labels = [IGNORE] * len(ids)
         for i, (q, answer) in enumerate(turns):
             if i:  # a follow-up turn in the same conversation
@@ -162,8 +171,11 @@ class SampleMaker:
                 return None
             ids += answer_ids
             labels += answer_ids
-        if token_labels is not None and len(token_labels) != images[0]:
+        if token_labels is not None and len(token_labels) != counts[0]:
             token_labels = None  # the view was not the size the processor kept (never for a 448 view)
+        if token_labels is not None and len(counts) > 1:  # the context view's tokens have no cell under them
+            token_labels = np.concatenate([token_labels, np.full((sum(counts[1:]), LABEL_COLUMNS), IGNORE,
+                                                                 dtype=token_labels.dtype)])
         return Sample(pixel_values, grid, ids, labels, source, question, token_labels)
 
     def _turns(self, question: str, puzzle: Puzzle, rng: random.Random) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -231,6 +232,29 @@ def load_model(base: Path, ckpt: Path | None, device: str):
     return model.to(device)
 
 
+def with_context_view(base: Path, size: int, work: Path) -> Path:
+    """A copy of the base folder whose grid view adds (size > 0) or drops (0) the context view: the samples
+    and the exported model's preprocessor_config.json then agree. Weights are linked, not copied."""
+    from ...runtime.grid_view import CONFIG_KEY, GridView
+    from ...runtime.model_config import ModelFolderError
+
+    work.mkdir(parents=True, exist_ok=True)
+    for f in base.iterdir():
+        if f.is_file():
+            (work / f.name).symlink_to(f.resolve()) if f.suffix == ".safetensors" else shutil.copy2(f, work / f.name)
+    pre = json.loads((work / "preprocessor_config.json").read_text())
+    view = GridView.from_preprocessor_config(pre)
+    if view is None:
+        raise click.UsageError(f"{base} reads whole pictures (no {CONFIG_KEY}): a context view needs a grid view")
+    pre[CONFIG_KEY] = GridView(view.size, view.margin, size).to_dict()
+    try:
+        GridView.from_preprocessor_config(pre)
+    except ModelFolderError as exc:
+        raise click.BadParameter(str(exc), param_hint="--context-view") from None
+    (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+    return work
+
+
 def export_folder(base: Path, model, out: Path, dtype: str = "float16", shard: str = "200MB") -> None:
     """The shipped Hugging Face folder: the base's tokenizer/processor files + trained weights."""
     import torch
@@ -277,12 +301,17 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
               help="After training: write fp32 shards + state (w32/) and the fp16 folder (hf/) here.")
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="Write the fp16 Hugging Face folder from the checkpoint and stop.")
+@click.option("--context-view", type=click.IntRange(min=0), default=None,
+              help="Train (or export) with the whole picture as a second image, shrunk to fit N x N pixels "
+                   "(runtime/grid_view.py); 0 turns it off. Default: the base folder's own setting.")
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, easy_samples: int,
-         final_out: Path | None, export_to: Path | None) -> None:
+         final_out: Path | None, export_to: Path | None, context_view: int | None) -> None:
     import torch
     from torch.utils.data import DataLoader
 
+    if context_view is not None:
+        base = with_context_view(base, context_view, Path(tempfile.mkdtemp(prefix="vlm_base_")))
     procs = _Processes()
     device = procs.device
     model = load_model(base, ckpt, device)
@@ -297,6 +326,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
                                 "easy_samples": easy_samples})
     if procs.world > 1:
         state["config"]["gpus"] = procs.world  # a step is batch x gpus samples
+    if context_view is not None:
+        state["config"]["context_view"] = context_view
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)

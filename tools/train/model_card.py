@@ -19,7 +19,10 @@ ATTRIBUTION = (
 def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[dict[str, Any]] | None = None) -> str:
     from ...runtime.model_config import ModelConfig
 
+    from ...runtime.grid_view import CONFIG_KEY, load_grid_view
+
     cfg = ModelConfig.from_folder(model_dir)
+    view = load_grid_view(model_dir) or recipe.GRID_VIEW
     weights = model_dir / "model.safetensors"
     params = f"{weights.stat().st_size / 2 / 1e6:.1f} M (fp16)" if weights.exists() else "?"
     lines = [
@@ -38,8 +41,10 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
         f"- parameters: {params}; vision {cfg.vision.embed_dim} wide x {cfg.vision.depth} blocks, "
         f"language model {cfg.hidden_size} wide x {cfg.num_layers} layers, vocabulary {cfg.vocab_size}",
         f"- input: the grid view (runtime/grid_view.py): the grid located in the picture and warped to "
-        f"{recipe.GRID_VIEW.size}x{recipe.GRID_VIEW.size} pixels, its border {recipe.GRID_VIEW.margin} px inside the "
-        f"edges (`{'vlm_sudoku_grid_view'}` in preprocessor_config.json); the runtime and the torch backend do this "
+        f"{view.size}x{view.size} pixels, its border {view.margin} px inside the edges"
+        + (f", then the whole picture shrunk to fit {view.context}x{view.context} (the context view: rules "
+           "printed beside the grid)" if view.context else "")
+        + f" (`{CONFIG_KEY}` in preprocessor_config.json); the runtime and the torch backend do this "
         "before Qwen2-VL's own preprocessing",
         f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
         f"answers (seed {recipe.TOKENIZER_SEED}); cell references stay whole",
