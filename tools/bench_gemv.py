@@ -106,8 +106,11 @@ def mlp_graph(form: str, stacked: bool, hidden: int, inter: int, layers: int, rn
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT16, shape)], weights)
 
 
-def time_graph(model: Any, provider: str, repeat: int, config: dict[str, str] | None = None) -> float:
-    """Median seconds a run, inputs and outputs bound on the device, replayed as a CUDA graph on CUDA."""
+def time_graph(model: Any, provider: str, repeat: int, config: dict[str, str] | None = None,
+               provider_options: dict[str, str] | None = None) -> float:
+    """Median seconds a run, inputs and outputs bound on the device, replayed as a CUDA graph on CUDA.
+    ``provider_options`` go to the CUDA execution provider (e.g. tunable_op_enable=1, tunable_op_tuning_enable=1:
+    onnxruntime's TunableOp, which times the GEMM implementations it has for each shape and keeps the fastest)."""
     import onnx
     import onnxruntime as ort
 
@@ -115,14 +118,15 @@ def time_graph(model: Any, provider: str, repeat: int, config: dict[str, str] | 
         path = Path(tmp) / "bench.onnx"
         onnx.save_model(model, str(path))
         if provider == "cuda":
-            providers: list[Any] = [("CUDAExecutionProvider", {"device_id": 0, "enable_cuda_graph": "1", "use_tf32": "0"})]
+            options = {"device_id": "0", "enable_cuda_graph": "1", "use_tf32": "0", **(provider_options or {})}
+            providers: list[Any] = [("CUDAExecutionProvider", options)]
             device = "cuda"
         else:
             providers, device = ["CPUExecutionProvider"], "cpu"
-        options = ort.SessionOptions()
+        session_options = ort.SessionOptions()
         for key, value in (config or {}).items():
-            options.add_session_config_entry(key, value)
-        session = ort.InferenceSession(str(path), options, providers=providers)
+            session_options.add_session_config_entry(key, value)
+        session = ort.InferenceSession(str(path), session_options, providers=providers)
     binding = session.io_binding()
     for i in session.get_inputs():
         shape = [int(d) for d in i.shape]
@@ -140,6 +144,13 @@ def time_graph(model: Any, provider: str, repeat: int, config: dict[str, str] | 
     return statistics.median(times)
 
 
+def _pairs(items: tuple[str, ...], flag: str) -> dict[str, str]:
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise click.BadParameter(f"expected KEY=VALUE, got {bad[0]!r}", param_hint=flag)
+    return dict(item.split("=", 1) for item in items)
+
+
 @click.command()
 @click.option("--hidden", default=1536, show_default=True)
 @click.option("--intermediate", default=8960, show_default=True)
@@ -150,9 +161,12 @@ def time_graph(model: Any, provider: str, repeat: int, config: dict[str, str] | 
 @click.option("--forms", default="MatMul,FusedMatMul,Gemm,WeightLeft", show_default=True)
 @click.option("--config", "configs", multiple=True, metavar="KEY=VALUE",
               help="Session config entry, e.g. ep.cuda.enable_gemm_auto_tune=1 (onnxruntime-gpu 1.31's GEMM tuner).")
+@click.option("--provider-option", "provider_options", multiple=True, metavar="KEY=VALUE",
+              help="CUDA execution provider option, e.g. tunable_op_enable=1 and tunable_op_tuning_enable=1.")
 def main(hidden: int, intermediate: int, qkv: int, layers: int, repeat: int, provider: str, forms: str,
-         configs: tuple[str, ...]) -> None:
-    config = dict(c.split("=", 1) for c in configs)
+         configs: tuple[str, ...], provider_options: tuple[str, ...]) -> None:
+    config = _pairs(configs, "--config")
+    cuda_options = _pairs(provider_options, "--provider-option")
     rng = np.random.default_rng(0)
     form_list = forms.split(",")
     shapes = {"qkv": (hidden, qkv), "o_proj": (hidden, hidden), "gate/up": (hidden, intermediate),
@@ -160,13 +174,14 @@ def main(hidden: int, intermediate: int, qkv: int, layers: int, repeat: int, pro
     print(f"| product | k x n | form | us a product | GB/s |\n|---|---|---|---:|---:|")
     for label, (k, n) in shapes.items():
         for form in form_list:
-            seconds = time_graph(products_graph(form, k, n, layers, rng), provider, repeat, config) / layers
+            seconds = time_graph(products_graph(form, k, n, layers, rng), provider, repeat, config, cuda_options) / layers
             print(f"| {label} | {k}x{n} | {form} | {seconds * 1e6:.1f} | {2 * k * n / seconds / 1e9:.0f} |", flush=True)
     layers = min(layers, 16)  # 16 MLPs of the 2B shape are 1.3 GB: under protobuf's 2 GB, far over the L2 cache
     print(f"\n| MLP ({layers} layers, SwiGLU) | form | us a layer | GB/s |\n|---|---|---:|---:|")
     for stacked in (False, True):
         for form in form_list:
-            seconds = time_graph(mlp_graph(form, stacked, hidden, intermediate, layers, rng), provider, repeat, config) / layers
+            seconds = time_graph(mlp_graph(form, stacked, hidden, intermediate, layers, rng), provider, repeat, config,
+                                 cuda_options) / layers
             label = "gate+up stacked, split" if stacked else "gate, up apart"
             print(f"| {label} | {form} | {seconds * 1e6:.1f} | {6 * hidden * intermediate / seconds / 1e9:.0f} |",
                   flush=True)
