@@ -17,7 +17,11 @@ built from Pillow's C filters and vectorised numpy:
    corner), and a score for how grid-like it is: ink along its four sides and
    along the lines a 4x4/6x6/9x9/16x16 grid must have inside, and little ink
    halfway between them;
-5. the best plausible quadrilateral is mapped back to the input's pixels.
+5. a quadrilateral that scores poorly may hold the grid plus what touches it (a
+   header rule, a column of boxes): its strongest inner lines are tried as
+   sides, and a tighter quad that scores clearly better is kept, unless its inner
+   lines run on past a side it moved (then it is a box of a bigger grid);
+6. the best plausible quadrilateral is mapped back to the input's pixels.
 """
 
 from __future__ import annotations
@@ -44,6 +48,19 @@ INTERIOR_SETS = ((1 / 3, 2 / 3), (1 / 4, 1 / 2, 3 / 4))
 # Positions at least half a 16x16 cell from every line of any of those sizes: ink there
 # is digits or texture, and a grid must have far less of it than on its lines.
 OFF_LINES = (0.2813, 0.4063, 0.5937, 0.7188)
+# Peeling a poor quad (_peel): tried between these grid scores (the 160 newspaper photos' grids score 0.68-0.95, a
+# quad that took in a header or a neighbour 0.4), with the quad rectified at this many samples a side, lines covering at
+# least this share of it, this many candidates a side, and a new quad kept only if it scores this much more and
+# keeps this share of the area.
+PEEL_BELOW = 0.6
+PEEL_FROM = 0.3  # below this the component is text or texture, not a grid with something attached
+PEEL_SAMPLES = 160
+PEEL_LINE = 0.55
+PEEL_CANDIDATES = 3
+PEEL_GAIN = 0.15
+PEEL_KEEP = 0.45  # of the quad's area: one 3x3 box of a grid cut off by the picture's edge also looks like a grid
+PEEL_BEYOND = 0.12  # how far past a moved side its inner lines are looked for (a 9x9 cell is 0.11 of the side)
+PEEL_CONTINUES = 0.4  # that share more of them on ink than between the lines: the quad is a piece of a bigger grid
 
 
 def locate_grid(image: Image.Image) -> Quad | None:
@@ -203,13 +220,117 @@ def _judge(comp: np.ndarray, origin: np.ndarray, image_shape: tuple[int, int]) -
     if quad is None:
         return None
     score = _grid_score(comp, quad)
+    if PEEL_FROM <= score < PEEL_BELOW:
+        score, quad = _peel(comp, quad, score, origin, image_shape)
     quad = quad + origin
     if not _plausible(quad, image_shape):
         return None
     if score < MIN_SCORE:
         return None
-    area = _area(quad) / (image_shape[0] * image_shape[1])
-    return score * score * math.sqrt(area), quad
+    return _value(score, quad, image_shape), quad
+
+
+def _value(score: float, quad: np.ndarray, image_shape: tuple[int, int]) -> float:
+    """How a candidate ranks: grid-likeness first, then size (the grid is the picture's main subject)."""
+    return score * score * math.sqrt(_area(quad) / (image_shape[0] * image_shape[1]))
+
+
+def _peel(comp: np.ndarray, quad: np.ndarray, score: float, origin: np.ndarray,
+          image_shape: tuple[int, int]) -> tuple[float, np.ndarray]:
+    """A better quad inside a poor one, when the grid's ink touches other lines.
+
+    A header rule, a neighbouring puzzle's frame or a column border that touches the grid joins its
+    component, and the quad then spans both. The grid's own border is still there inside it: a line
+    of ink across most of the quad. Rectified through the quad, every such line is a row or column
+    of high coverage, so the candidates for each side are the strongest of those on its half; the
+    combination with the best grid score (weighed as candidates are) wins if it clearly beats the
+    quad as found. Only quads that score poorly get here: a real grid's inner box lines would make
+    sub-grids of a good quad compete with it.
+    """
+    try:
+        coeffs = perspective_coefficients(UNIT_SQUARE, [tuple(p) for p in quad])
+    except ValueError:
+        return score, quad
+    steps = np.linspace(0.0, 1.0, PEEL_SAMPLES)
+    uu, vv = np.meshgrid(steps, steps)  # [v, u]
+    px, py = apply_perspective(coeffs, uu.ravel(), vv.ravel())
+    x, y = np.round(px).astype(int), np.round(py).astype(int)
+    h, w = comp.shape
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    ink = np.zeros(len(x), dtype=bool)
+    dilated = _Dilations(comp)
+    ink[inside] = dilated(1)[y[inside], x[inside]]
+    ink = ink.reshape(PEEL_SAMPLES, PEEL_SAMPLES)
+    rows, cols = ink.mean(axis=1), ink.mean(axis=0)  # coverage of each rectified row (v) and column (u)
+    tops, bottoms = _line_candidates(rows, low=True), _line_candidates(rows, low=False)
+    lefts, rights = _line_candidates(cols, low=True), _line_candidates(cols, low=False)
+    best_value, best = _value(score, quad + origin, image_shape), (score, quad)
+    for t in tops:
+        for b in bottoms:
+            for lft in lefts:
+                for r in rights:
+                    u = np.array([steps[lft], steps[r], steps[r], steps[lft]])
+                    v = np.array([steps[t], steps[t], steps[b], steps[b]])
+                    cx, cy = apply_perspective(coeffs, u, v)
+                    cand = np.column_stack([cx, cy])
+                    if _area(cand) < PEEL_KEEP * _area(quad) or not _plausible(cand + origin, image_shape):
+                        continue  # trimming what a grid touches, not carving a box out of a bigger grid
+                    s = _grid_score(comp, cand, dilated)
+                    value = _value(s, cand + origin, image_shape)
+                    if s < score + PEEL_GAIN or value <= best_value:
+                        continue
+                    moved = [t != tops[0], r != rights[0], b != bottoms[0], lft != lefts[0]]  # top, right, bottom, left
+                    if not _lines_continue(dilated, cand, moved):
+                        best_value, best = value, (s, cand)
+    return best
+
+
+def _lines_continue(dilated: _Dilations, quad: np.ndarray, moved: list[bool]) -> bool:
+    """Whether the inner lines of ``quad`` run on past any side that was moved inward: then the quad is a
+    piece of a bigger grid (its boxes look like a grid too), not a grid freed of what touched it."""
+    try:
+        coeffs = perspective_coefficients(UNIT_SQUARE, [tuple(p) for p in quad])
+    except ValueError:
+        return True
+    dil = dilated(max(1, round(0.012 * math.sqrt(_area(quad)))))
+    h, w = dil.shape
+    out = np.linspace(0.02, PEEL_BEYOND, 8)
+
+    def beyond(side: int, fracs: tuple[float, ...], mask: np.ndarray) -> float:
+        f = np.repeat(np.asarray(fracs), len(out))
+        o = np.tile(out, len(fracs))
+        u, v = {0: (f, -o), 1: (1 + o, f), 2: (f, 1 + o), 3: (-o, f)}[side]
+        px, py = apply_perspective(coeffs, u, v)
+        x, y = np.round(px).astype(int), np.round(py).astype(int)
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        hit = np.zeros(len(x), dtype=bool)
+        hit[inside] = mask[y[inside], x[inside]]
+        return float(hit.mean())
+
+    thin = dilated(1)
+    for side, was_moved in enumerate(moved):
+        # ink on the grid's line positions past the side, less ink between them (text or a neighbouring frame
+        # has ink everywhere; a grid's lines only where the lines are)
+        if was_moved and max(beyond(side, fr, dil) for fr in INTERIOR_SETS) - beyond(side, OFF_LINES, thin) >= PEEL_CONTINUES:
+            return True
+    return False
+
+
+def _line_candidates(coverage: np.ndarray, low: bool) -> list[int]:
+    """Indices of the strongest lines on one half of a coverage profile (the near end's edge always)."""
+    n = len(coverage)
+    half = range(0, n // 2) if low else range(n - 1, n // 2, -1)
+    edge = next(iter(half))
+    peaks = [i for i in half if coverage[i] >= PEEL_LINE and coverage[i] >= coverage[max(0, i - 1)]
+             and coverage[i] >= coverage[min(n - 1, i + 1)]]
+    peaks.sort(key=lambda i: -coverage[i])
+    out = [edge]
+    for i in peaks:
+        if all(abs(i - j) > 2 for j in out):
+            out.append(i)
+        if len(out) == PEEL_CANDIDATES:
+            break
+    return out
 
 
 # ---------------------------------------------------------------- geometry
@@ -463,7 +584,20 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def _grid_score(comp: np.ndarray, quad: np.ndarray) -> float:
+class _Dilations:
+    """``comp`` dilated by r pixels, each r computed once (peeling scores many quads of one component)."""
+
+    def __init__(self, comp: np.ndarray) -> None:
+        self.comp = comp
+        self.done: dict[int, np.ndarray] = {}
+
+    def __call__(self, r: int) -> np.ndarray:
+        if r not in self.done:
+            self.done[r] = _dilate(self.comp, r)
+        return self.done[r]
+
+
+def _grid_score(comp: np.ndarray, quad: np.ndarray, dilated: _Dilations | None = None) -> float:
     """How much the component looks like a grid inside ``quad``: border times (inner lines - off-line ink).
 
     Lines are sampled with slack (the mask is dilated by ~1% of the side) because
@@ -472,7 +606,8 @@ def _grid_score(comp: np.ndarray, quad: np.ndarray) -> float:
     scores low.
     """
     side = math.sqrt(_area(quad))
-    dil2 = _dilate(comp, max(1, round(0.012 * side)))
+    dilated = dilated or _Dilations(comp)
+    dil2 = dilated(max(1, round(0.012 * side)))
     try:  # from the unit square to the quad
         coeffs = perspective_coefficients(UNIT_SQUARE, [tuple(p) for p in quad])
     except ValueError:  # three corners on a line: not a grid
@@ -480,5 +615,5 @@ def _grid_score(comp: np.ndarray, quad: np.ndarray) -> float:
     inset = min(0.02, 1.5 / max(side, 1.0))
     border = _coverage(dil2, coeffs, (0.0, 1.0), inset)
     inner = max(_coverage(dil2, coeffs, fr, 0.0) for fr in INTERIOR_SETS)
-    off = _coverage(_dilate(comp, 1), coeffs, OFF_LINES, 0.0)
+    off = _coverage(dilated(1), coeffs, OFF_LINES, 0.0)
     return border * max(0.0, inner - 0.7 * off)

@@ -53,7 +53,10 @@ def _photo_rows() -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("name", ["image1.jpg", "image10.jpg", "image100.jpg", "image1000.jpg", "image1031.jpg"])
+# image1049: the grid's lines touch a header above and a column of boxes beside it, so its ink component spans
+# all three and its first quad does too; the quad is peeled back to the grid.
+@pytest.mark.parametrize("name", ["image1.jpg", "image10.jpg", "image100.jpg", "image1000.jpg", "image1031.jpg",
+                                  "image1049.jpg"])
 def test_newspaper_photos(name: str) -> None:
     rows = {Path(r["filepath"]).name: r for r in _photo_rows()}
     row = rows[name]
@@ -62,6 +65,15 @@ def test_newspaper_photos(name: str) -> None:
         image = ImageOps.exif_transpose(im).convert("RGB")
     truth = [(float(row[f"p{i}_x"]), float(row[f"p{i}_y"])) for i in range(1, 5)]
     assert _error(locate_grid(image), truth) < PHOTO_TOLERANCE
+
+
+def test_a_piece_of_a_neighbouring_grid_is_not_taken_for_the_grid() -> None:
+    """A book page: the puzzle's grid, and beside it part of the next one, cut off by the picture's edge. That
+    part scores poorly as a whole; peeling it would find one of its boxes, which looks like a grid, so a peeled
+    quad whose inner lines run on past a moved side is refused and the puzzle's grid is found."""
+    item = sample(7_000_155, sizes=(4, 6, 9, 16), kinds="all")
+    assert item.style == "book"
+    assert _error(locate_grid(item.image), item.corners) < TOLERANCE
 
 
 def test_huge_image_maps_back_to_input_pixels() -> None:
