@@ -174,8 +174,9 @@ class AuxHead:
     def marking_loss(logits, bits):
         """Binary cross-entropy over the known marking bits, each marking's positives weighted up to its
         negatives (capped at MAX_POS_WEIGHT). Why: a marking covers a few cells of one puzzle in many, so an
-        unweighted loss is lowest at "no marking anywhere"; runs 9-10 learned exactly that (recall 0-19% on
-        rendered variants) and the vision tokens never came to carry the markings the rules answer needs."""
+        unweighted loss is lowest at "no marking anywhere"; runs 9-10's head learned exactly that (recall 0-19% on
+        rendered variants at its threshold), which pushes the vision tokens little towards the markings the
+        rules answer needs (docs/training.md: their average precision per run)."""
         import torch
         import torch.nn.functional as F
 
@@ -240,8 +241,12 @@ def with_context_view(base: Path, size: int, work: Path) -> Path:
 
     work.mkdir(parents=True, exist_ok=True)
     for f in base.iterdir():
-        if f.is_file():
-            (work / f.name).symlink_to(f.resolve()) if f.suffix == ".safetensors" else shutil.copy2(f, work / f.name)
+        if not f.is_file():
+            continue
+        if f.suffix == ".safetensors":
+            (work / f.name).symlink_to(f.resolve())
+        else:
+            shutil.copy2(f, work / f.name)
     pre = json.loads((work / "preprocessor_config.json").read_text())
     view = GridView.from_preprocessor_config(pre)
     if view is None:
