@@ -74,7 +74,7 @@ class TorchPipeline(Pipeline):
         image, viewed = self.view(image)
         s = self.image_settings.patch_size
         encoded, pixels = [], []
-        for im in viewed.images if viewed is not None else [image]:  # the grid view, then any context view
+        for im in viewed.images if viewed is not None else [image]:  # any context view, then the grid view
             t0 = time.perf_counter()
             pixel_values, grid = preprocess(im, self.image_settings)
             n = num_image_tokens(grid, self.image_settings.merge_size)
@@ -94,4 +94,4 @@ class TorchPipeline(Pipeline):
             # generate does not separate prefill from decoding: the whole call counts as decoding.
             answers[q] = Generation(tokens, text, len(ids), 0.0, elapsed, len(tokens) < self.max_new_tokens,
                                     len(tokens))
-        return Reading(encoded[0], answers, 0, 0.0, viewed, encoded[1] if len(encoded) > 1 else None)
+        return Reading(encoded[-1], answers, 0, 0.0, viewed, encoded[0] if len(encoded) > 1 else None)

@@ -17,7 +17,7 @@ show it.
 The grid view crops away what is printed beside the grid, and some rules exist
 only there, in words (anti-king, non-consecutive, "all dots are given"). A model
 trained with ``"context": N`` in that key also gets the whole picture, shrunk to
-fit N x N pixels, as a second image after the grid view: both questions see both
+fit N x N pixels, as a first image before the grid view: both questions see both
 images (one shared prefix, as before), and Qwen2-VL's processor and chat template
 take two images as they are.
 """
@@ -121,8 +121,10 @@ class Viewed:
 
     @property
     def images(self) -> list[Image.Image]:
-        """What the model reads, in prompt order: the grid view, then the context view if any."""
-        return [self.image] + ([self.context] if self.context is not None else [])
+        """What the model reads, in prompt order: the context view if any, then the grid view (last, so that the
+        grid's tokens and the question keep the distances a grid-view-only model learnt: rotary positions are
+        relative)."""
+        return ([self.context] if self.context is not None else []) + [self.image]
 
 
 def perspective_coefficients(dst: Sequence[Point], src: Sequence[Point]) -> tuple[float, ...]:

@@ -51,7 +51,8 @@ class Reading:
 
     @property
     def encoded(self) -> list[EncodedImage]:
-        return [self.image] + ([self.context] if self.context is not None else [])
+        """In prompt order: the context view (if any), then the image read (the grid view)."""
+        return ([self.context] if self.context is not None else []) + [self.image]
 
 
 @dataclass
@@ -137,8 +138,8 @@ class Pipeline:
             else:
                 answers[q] = engine.generate(prompt.full(q), images=encoded, max_new_tokens=self.max_new_tokens,
                                              on_text=callback, alternatives=alternatives)
-        return Reading(encoded[0], answers, len(prompt.prefix_ids), prefix_s, viewed,
-                       encoded[1] if len(encoded) > 1 else None)
+        return Reading(encoded[-1], answers, len(prompt.prefix_ids), prefix_s, viewed,
+                       encoded[0] if len(encoded) > 1 else None)
 
     def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
         """The answers' texts (the interface tools/eval_reader.py scores)."""

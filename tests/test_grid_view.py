@@ -97,7 +97,7 @@ def test_context_view_is_the_whole_picture_shrunk_to_fit() -> None:
 
 def test_pipeline_with_a_context_view_reads_both_images_as_transformers_does(tmp_path, tiny_qwen2_vl_dir,
                                                                               tiny_qwen2_vl_export) -> None:
-    """A model trained with "context" gets the grid view and the whole picture, in that order, in one shared
+    """A model trained with "context" gets the whole picture and the grid view, in that order, in one shared
     prefix: the ONNX runtime's answers equal transformers' generate on the same two-image prompts."""
     from vlm_sudoku.export.torch_backend import TorchPipeline
     from vlm_sudoku.tools.render import sample

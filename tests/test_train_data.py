@@ -65,7 +65,7 @@ def test_samples_supervise_only_the_answers(tiny_qwen2_vl_dir, photo_rate: float
 
 
 def test_a_context_view_model_trains_on_both_images(tiny_qwen2_vl_dir, tmp_path) -> None:
-    """A model folder with a context view gets samples with the grid view then the whole picture, the read-out
+    """A model folder with a context view gets samples with the whole picture then the grid view, the read-out
     labels covering the grid view's tokens only, and the batch goes through Qwen2-VL's forward with both."""
     import json
     import shutil
@@ -83,12 +83,12 @@ def test_a_context_view_model_trains_on_both_images(tiny_qwen2_vl_dir, tmp_path)
     maker = SampleMaker(folder, seed=5, mix=Mix(photo_rate=0.0), photos_dir=None)
     samples = [maker(i) for i in range(3)]
     for s in samples:
-        assert s.grid_thw.shape == (2, 3) and tuple(s.grid_thw[0]) == (1, 16, 16)
-        assert max(s.grid_thw[1, 1:]) * 14 <= 168 + 28
+        assert s.grid_thw.shape == (2, 3) and tuple(s.grid_thw[1]) == (1, 16, 16)
+        assert max(s.grid_thw[0, 1:]) * 14 <= 168 + 28
         tokens = [int(row.prod()) // 4 for row in s.grid_thw]
         assert s.input_ids.count(maker.tok.specials.image_pad) == sum(tokens)
         assert s.token_labels is not None and len(s.token_labels) == sum(tokens)
-        assert (s.token_labels[tokens[0]:] == IGNORE).all() and (s.token_labels[:tokens[0]] >= 0).any()
+        assert (s.token_labels[:tokens[0]] == IGNORE).all() and (s.token_labels[tokens[0]:] >= 0).any()
     if PHOTOS.is_dir():  # training photos get the whole (retaken) photo as their context view too
         photo = SampleMaker(folder, seed=5, mix=Mix(photo_rate=1.0), photos_dir=PHOTOS)(0)
         assert photo.source == "photo" and photo.grid_thw.shape == (2, 3)

@@ -34,6 +34,7 @@ from ..render import STYLE_WEIGHTS, render
 from ..render.labels import rules_answer
 from ..render.puzzles import parse_kinds, sample_puzzle
 from .photos import DEFAULT_DIR, Photo, augment, load_photos, retake, split
+from .shuffle import shuffled_photo
 
 IGNORE = -100
 # What the vision read-out (loop.AuxHead) is taught about the cell under each merged image token: its
@@ -67,6 +68,7 @@ class Mix:
     kinds: str = "all"  # render.puzzles.parse_kinds spec
     sizes: tuple[int, ...] = (4, 6, 9, 16)
     corner_jitter: float = 0.012  # grid-view models: std of the corner error, as a share of the grid's side
+    photo_shuffle: float = 0.0  # share of training photos whose grid's bands and stacks are reordered (shuffle.py)
 
 
 QUESTION_KINDS = ("digits", "rules", "cells", "row")
@@ -75,7 +77,7 @@ QUESTION_KINDS = ("digits", "rules", "cells", "row")
 @dataclass
 class Sample:
     pixel_values: np.ndarray  # (patches, 1176) float32, every image's patches in prompt order
-    grid_thw: np.ndarray  # (images, 3) int64: the grid view, then the context view for models with one
+    grid_thw: np.ndarray  # (images, 3) int64: the context view for models with one, then the grid view
     input_ids: list[int]
     labels: list[int]
     source: str  # "render" or "photo"
@@ -123,9 +125,9 @@ class SampleMaker:
         return self._with_context(image, drawn.image), puzzle, labels
 
     def _with_context(self, view, picture) -> list:
-        """The images of a prompt: the grid view, then the whole picture for models trained with a context view."""
+        """The images of a prompt: the whole picture for models trained with a context view, then the grid view."""
         context = self.view.context_of(picture) if self.view is not None else None
-        return [view] if context is None else [view, context]
+        return [view] if context is None else [context, view]
 
     def _view(self, image, corners, rng: random.Random, puzzle: Puzzle):
         """The grid view through corners a little off, as the runtime's grid locator finds them,
@@ -147,6 +149,9 @@ class SampleMaker:
                 images = [augment(photo, rng)]
             else:
                 picture = retake(load_image(photo.path), rng)
+                if puzzle.box is not None and rng.random() < mix.photo_shuffle:
+                    picture, givens = shuffled_photo(picture, photo.corners, puzzle.givens, puzzle.box, rng)
+                    puzzle = puzzle.with_givens(givens)
                 image, token_labels = self._view(picture, photo.corners, rng, puzzle)
                 images = self._with_context(image, picture)
             question = rng.choices(QUESTION_KINDS, mix.photo_questions)[0]
@@ -171,11 +176,11 @@ class SampleMaker:
                 return None
             ids += answer_ids
             labels += answer_ids
-        if token_labels is not None and len(token_labels) != counts[0]:
+        if token_labels is not None and len(token_labels) != counts[-1]:
             token_labels = None  # the view was not the size the processor kept (never for a 448 view)
         if token_labels is not None and len(counts) > 1:  # the context view's tokens have no cell under them
-            token_labels = np.concatenate([token_labels, np.full((sum(counts[1:]), LABEL_COLUMNS), IGNORE,
-                                                                 dtype=token_labels.dtype)])
+            token_labels = np.concatenate([np.full((sum(counts[:-1]), LABEL_COLUMNS), IGNORE, dtype=token_labels.dtype),
+                                           token_labels])
         return Sample(pixel_values, grid, ids, labels, source, question, token_labels)
 
     def _turns(self, question: str, puzzle: Puzzle, rng: random.Random) -> list[tuple[str, str]]:
