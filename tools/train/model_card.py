@@ -42,8 +42,8 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
         f"language model {cfg.hidden_size} wide x {cfg.num_layers} layers, vocabulary {cfg.vocab_size}",
         f"- input: the grid view (runtime/grid_view.py): the grid located in the picture and warped to "
         f"{view.size}x{view.size} pixels, its border {view.margin} px inside the edges"
-        + (f", then the whole picture shrunk to fit {view.context}x{view.context} (the context view: rules "
-           "printed beside the grid)" if view.context else "")
+        + (f", after the whole picture shrunk to fit {view.context}x{view.context} (the context view, a first "
+           "image: rules printed beside the grid)" if view.context else "")
         + f" (`{CONFIG_KEY}` in preprocessor_config.json); the runtime and the torch backend do this "
         "before Qwen2-VL's own preprocessing",
         f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
