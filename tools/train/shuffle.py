@@ -1,8 +1,8 @@
 """New puzzles from a real photo's own cells: the bands and stacks of its grid put in another order.
 
-Why: the training photos show few puzzles (the 128 training photos, 51 puzzles), so a model can learn
-each photo's answer instead of reading its digits, and then misreads a new puzzle printed in the same
-newspaper's face (the validation photos' errors are such: a 4 read as 6, a 3 read as 1, confidently).
+Why: the training photos show few puzzles (the 128 training photos, 51 puzzles), so a model could learn
+each photo's answer instead of reading its digits (run 11 does not: it reads reordered training photos as
+well as the originals, docs/training.md), and real newspaper print is the scarcest thing in the data.
 Reordering the three bands (rows of boxes) and the three stacks (columns of boxes) of a rectified photo
 moves whole cells, glyphs untouched, with the grid's thick lines still where a grid has them: 36 layouts
 of the same real print, light and blur, each with its own answer. Transposing or flipping would mirror
