@@ -94,4 +94,4 @@ class TorchPipeline(Pipeline):
             # generate does not separate prefill from decoding: the whole call counts as decoding.
             answers[q] = Generation(tokens, text, len(ids), 0.0, elapsed, len(tokens) < self.max_new_tokens,
                                     len(tokens))
-        return Reading(encoded[-1], answers, 0, 0.0, viewed, encoded[0] if len(encoded) > 1 else None)
+        return Reading(encoded, answers, 0, 0.0, viewed)

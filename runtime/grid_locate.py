@@ -219,9 +219,10 @@ def _judge(comp: np.ndarray, origin: np.ndarray, image_shape: tuple[int, int]) -
     quad = _refine_sides(quad, pts, comp, origin, image_shape)
     if quad is None:
         return None
-    score = _grid_score(comp, quad)
+    dilated = _Dilations(comp)
+    score = _grid_score(comp, quad, dilated)
     if PEEL_FROM <= score < PEEL_BELOW:
-        score, quad = _peel(comp, quad, score, origin, image_shape)
+        score, quad = _peel(comp, quad, score, origin, image_shape, dilated)
     quad = quad + origin
     if not _plausible(quad, image_shape):
         return None
@@ -236,7 +237,7 @@ def _value(score: float, quad: np.ndarray, image_shape: tuple[int, int]) -> floa
 
 
 def _peel(comp: np.ndarray, quad: np.ndarray, score: float, origin: np.ndarray,
-          image_shape: tuple[int, int]) -> tuple[float, np.ndarray]:
+          image_shape: tuple[int, int], dilated: _Dilations) -> tuple[float, np.ndarray]:
     """A better quad inside a poor one, when the grid's ink touches other lines.
 
     A header rule, a neighbouring puzzle's frame or a column border that touches the grid joins its
@@ -258,7 +259,6 @@ def _peel(comp: np.ndarray, quad: np.ndarray, score: float, origin: np.ndarray,
     h, w = comp.shape
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
     ink = np.zeros(len(x), dtype=bool)
-    dilated = _Dilations(comp)
     ink[inside] = dilated(1)[y[inside], x[inside]]
     ink = ink.reshape(PEEL_SAMPLES, PEEL_SAMPLES)
     rows, cols = ink.mean(axis=1), ink.mean(axis=0)  # coverage of each rectified row (v) and column (u)
@@ -287,11 +287,9 @@ def _peel(comp: np.ndarray, quad: np.ndarray, score: float, origin: np.ndarray,
 
 def _lines_continue(dilated: _Dilations, quad: np.ndarray, moved: list[bool]) -> bool:
     """Whether the inner lines of ``quad`` run on past any side that was moved inward: then the quad is a
-    piece of a bigger grid (its boxes look like a grid too), not a grid freed of what touched it."""
-    try:
-        coeffs = perspective_coefficients(UNIT_SQUARE, [tuple(p) for p in quad])
-    except ValueError:
-        return True
+    piece of a bigger grid (its boxes look like a grid too), not a grid freed of what touched it. Only quads that
+    scored (so not degenerate) get here."""
+    coeffs = perspective_coefficients(UNIT_SQUARE, [tuple(p) for p in quad])
     dil = dilated(max(1, round(0.012 * math.sqrt(_area(quad)))))
     h, w = dil.shape
     out = np.linspace(0.02, PEEL_BEYOND, 8)

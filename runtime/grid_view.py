@@ -110,6 +110,12 @@ class GridView:
         return Viewed(view, corners, time.perf_counter() - start, self.context_of(image))
 
 
+def prompt_images(view: Image.Image, context: Image.Image | None) -> list[Image.Image]:
+    """The images of a prompt in order: the context view if any, then the grid view (last, so that the grid's
+    tokens and the question keep the distances a grid-view-only model learnt: rotary positions are relative)."""
+    return [view] if context is None else [context, view]
+
+
 @dataclass(frozen=True)
 class Viewed:
     """A grid view and where it came from (reported by vlm-solve -v and --json)."""
@@ -121,10 +127,8 @@ class Viewed:
 
     @property
     def images(self) -> list[Image.Image]:
-        """What the model reads, in prompt order: the context view if any, then the grid view (last, so that the
-        grid's tokens and the question keep the distances a grid-view-only model learnt: rotary positions are
-        relative)."""
-        return ([self.context] if self.context is not None else []) + [self.image]
+        """What the model reads, in prompt order (prompt_images)."""
+        return prompt_images(self.image, self.context)
 
 
 def perspective_coefficients(dst: Sequence[Point], src: Sequence[Point]) -> tuple[float, ...]:

@@ -39,20 +39,24 @@ QUESTION_ORDER = ("rules", "digits")
 class Reading:
     """The model's answers about one image."""
 
-    image: EncodedImage
+    encoded: list[EncodedImage]  # in prompt order (grid_view.prompt_images): any context view, then the image read
     answers: dict[str, Generation]
     prefix_tokens: int
     prefix_s: float  # the shared prefix's prefill (0 when not shared)
     viewed: Viewed | None = None  # the grid view the model read, for models trained on grid views
-    context: EncodedImage | None = None  # the whole picture beside the grid view (models trained with one)
 
     def texts(self) -> dict[str, str]:
         return {q: g.text for q, g in self.answers.items()}
 
     @property
-    def encoded(self) -> list[EncodedImage]:
-        """In prompt order: the context view (if any), then the image read (the grid view)."""
-        return ([self.context] if self.context is not None else []) + [self.image]
+    def image(self) -> EncodedImage:
+        """The image read: the grid view for grid-view models, else the picture."""
+        return self.encoded[-1]
+
+    @property
+    def context(self) -> EncodedImage | None:
+        """The whole picture beside the grid view (models trained with one)."""
+        return self.encoded[0] if len(self.encoded) > 1 else None
 
 
 @dataclass
@@ -138,8 +142,7 @@ class Pipeline:
             else:
                 answers[q] = engine.generate(prompt.full(q), images=encoded, max_new_tokens=self.max_new_tokens,
                                              on_text=callback, alternatives=alternatives)
-        return Reading(encoded[-1], answers, len(prompt.prefix_ids), prefix_s, viewed,
-                       encoded[0] if len(encoded) > 1 else None)
+        return Reading(encoded, answers, len(prompt.prefix_ids), prefix_s, viewed)
 
     def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
         """The answers' texts (the interface tools/eval_reader.py scores)."""

@@ -65,7 +65,7 @@ vision)
 profile)
     random_2b
     say "profile_decode"
-    # the runtime's capacity for a puzzle prompt (prompt + 512 + 512 headroom) beside a tight one; the
+    # a tight capacity beside the one the runtime used before session 6 (prompt + 512 + 512 headroom); the
     # attention backends onnxruntime 1.31 offers GroupQueryAttention (cuDNN, its own flash, cutlass, XQA)
     python3 -m vlm_sudoku.tools.profile_decode "$work/q2b" --top 14 --capacity 512 --capacity 1536 \
         --env "" --env ORT_ENABLE_CUDNN_FLASH_ATTENTION=0 \

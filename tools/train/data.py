@@ -24,7 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from ...runtime.answers import digits_text
-from ...runtime.grid_view import UNIT_SQUARE, Point, apply_perspective, load_grid_view, perspective_coefficients
+from ...runtime.grid_view import (UNIT_SQUARE, Point, apply_perspective, load_grid_view, perspective_coefficients,
+                                  prompt_images)
 from ...runtime.image_io import load_image
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ...runtime.prompts import QUESTIONS, prompt_ids
@@ -126,8 +127,7 @@ class SampleMaker:
 
     def _with_context(self, view, picture) -> list:
         """The images of a prompt: the whole picture for models trained with a context view, then the grid view."""
-        context = self.view.context_of(picture) if self.view is not None else None
-        return [view] if context is None else [context, view]
+        return prompt_images(view, self.view.context_of(picture) if self.view is not None else None)
 
     def _view(self, image, corners, rng: random.Random, puzzle: Puzzle):
         """The grid view through corners a little off, as the runtime's grid locator finds them,

@@ -17,9 +17,8 @@ ATTRIBUTION = (
 
 
 def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[dict[str, Any]] | None = None) -> str:
-    from ...runtime.model_config import ModelConfig
-
     from ...runtime.grid_view import CONFIG_KEY, load_grid_view
+    from ...runtime.model_config import ModelConfig
 
     cfg = ModelConfig.from_folder(model_dir)
     view = load_grid_view(model_dir) or recipe.GRID_VIEW
