@@ -780,8 +780,8 @@ class Engine:
         they stay on the device (only the 8-byte token comes back), so asking for alternatives copies the
         vocabulary-sized logits to the host every step (600 kB for Qwen2-VL's 152k vocabulary: tens of
         microseconds). The log-softmax over them waits until ``Generation.choices`` is first read, which the
-        pipeline does only for a reading that does not solve (1.5 ms a token for 152k, 15 us for the embedded
-        model's 1k). The decode benchmark never asks.
+        pipeline does only for a reading from several grid views and for one that does not solve (1.5 ms a
+        token for 152k, 15 us for the embedded model's 1k). The decode benchmark never asks.
         """
         t0 = time.perf_counter()
         if self._kv is not None:

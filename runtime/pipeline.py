@@ -5,9 +5,11 @@ prompt prefix's KV cache: the image is encoded once and the prefix (system
 turn + image tokens, the bulk of the prompt) is prefilled once, then each
 question continues from that cache.
 
-A reading that does not solve uniquely goes through the reading check
-(runtime/reading_check.py): the digits answer is generated with the model's
-next choices per token, and the most likely change of a few doubtful digits
+The digits are read from ``views`` grid views at slightly different zooms
+(grid_view.ZOOMS): each answer comes with the model's next choices per token,
+and the digits taken are those the views believe jointly (runtime/digit_belief.py).
+A reading that does not solve uniquely then goes through the reading check
+(runtime/reading_check.py): the most likely change of a few doubtful digits
 that gives exactly one solution is taken, and reported as such.
 """
 
@@ -21,18 +23,20 @@ from typing import Any
 
 from PIL import Image
 
-from ..solver.errors import VlmSudokuError
+from ..solver.errors import ModelOutputError, VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import SOLVED, SolveResult, solve
 from .answers import read_answers
+from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
-from .grid_view import GridView, Viewed, load_grid_view
+from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
 from .prompts import QUESTIONS, shared_prompt
-from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_reading
+from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 
 QUESTION_ORDER = ("rules", "digits")
+DEFAULT_VIEWS = len(ZOOMS)
 
 
 @dataclass
@@ -44,6 +48,9 @@ class Reading:
     prefix_tokens: int
     prefix_s: float  # the shared prefix's prefill (0 when not shared)
     viewed: Viewed | None = None  # the grid view the model read, for models trained on grid views
+    # the digits answers of the further views (grid_view.ZOOMS[1:]), each on its own prefix, and their time
+    more_digits: list[Generation] = field(default_factory=list)
+    more_views_s: float = 0.0
 
     def texts(self) -> dict[str, str]:
         return {q: g.text for q, g in self.answers.items()}
@@ -72,6 +79,12 @@ class Outcome:
     # The reading check, when it ran (the reading as given did not solve uniquely and the backend gives the
     # model's alternatives); with corrections, ``puzzle`` and ``result`` above are the corrected reading's.
     check: ReadingCheck | None = None
+    views: int = 1  # digits answers whose belief ``puzzle``'s givens are (runtime/digit_belief.py)
+
+    @property
+    def read_puzzle(self) -> Puzzle | None:
+        """The reading before the reading check changed anything (the views' joint reading)."""
+        return self.check.read_puzzle if self.check is not None else self.puzzle
 
     @property
     def corrections(self) -> tuple[Correction, ...]:
@@ -88,17 +101,22 @@ class Outcome:
 
 
 class Pipeline:
-    check_reading = True  # (a class default too: subclasses with their own __init__, e.g. the torch baseline)
+    check_reading = True  # (class defaults too: subclasses with their own __init__, e.g. the torch baseline)
+    views = 1
 
     def __init__(self, engine: Engine, max_new_tokens: int = 512, share_prefix: bool = True,
-                 check_reading: bool = True) -> None:
+                 check_reading: bool = True, views: int = DEFAULT_VIEWS) -> None:
         """``check_reading``: settle a reading that does not solve uniquely with the model's next choices
-        (runtime/reading_check.py); False reports the model's reading as is."""
+        (runtime/reading_check.py); False reports the model's reading as is. ``views``: grid views the digits
+        are read from (1 to len(grid_view.ZOOMS); 1 is fastest; models that read whole pictures have one)."""
+        if not 1 <= views <= len(ZOOMS):
+            raise ValueError(f"views must be 1 to {len(ZOOMS)}, got {views}")
         self.engine = engine
         self.image_settings = engine.image_settings
         self.max_new_tokens = max_new_tokens
         self.share_prefix = share_prefix
         self.check_reading = check_reading
+        self.views = views
         self.load_s = engine.load_s
         self.provider_name, self.precision, self.notes = engine.provider_name, engine.precision, engine.choice.notes
         self.grid_view: GridView | None = load_grid_view(engine.folder)
@@ -113,20 +131,38 @@ class Pipeline:
     @classmethod
     def load(cls, folder: str | Path, provider: str = "auto", precision: str | None = None, threads: int | None = None,
              max_new_tokens: int = 512, share_prefix: bool = True, decoder: str = "auto",
-             cuda_graph: bool | None = None, check_reading: bool = True) -> "Pipeline":
+             cuda_graph: bool | None = None, check_reading: bool = True, views: int = DEFAULT_VIEWS) -> "Pipeline":
         return cls(Engine(folder, provider=provider, precision=precision, threads=threads, decoder=decoder,
-                          cuda_graph=cuda_graph), max_new_tokens, share_prefix, check_reading)
+                          cuda_graph=cuda_graph), max_new_tokens, share_prefix, check_reading, views)
 
     def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
                    on_text: Callable[[str, str], None] | None = None) -> Reading:
         engine = self.engine
+        picture = image
         image, viewed = self.view(image)
         encoded = [engine.encode_image(im) for im in (viewed.images if viewed is not None else [image])]
+        answers, prefix_tokens, prefix_s = self._ask(encoded, questions, on_text)
+        reading = Reading(encoded, answers, prefix_tokens, prefix_s, viewed)
+        if "digits" in questions and self.views > 1 and viewed is not None and viewed.corners is not None:
+            t = time.perf_counter()
+            assert self.grid_view is not None
+            for zoom in ZOOMS[1:self.views]:
+                view = engine.encode_image(self.grid_view.zoomed(picture, viewed.corners, zoom))
+                more, _, _ = self._ask([*encoded[:-1], view], ("digits",), None)  # the same context view, if any
+                reading.more_digits.append(more["digits"])
+            reading.more_views_s = time.perf_counter() - t
+        return reading
+
+    def _ask(self, encoded: list[EncodedImage], questions: tuple[str, ...],
+             on_text: Callable[[str, str], None] | None) -> tuple[dict[str, Generation], int, float]:
+        """The answers to ``questions`` about ``encoded`` (one shared prefix for several unless share_prefix is
+        off; one question is one prefill of its whole prompt), the prefix's length and its prefill time."""
+        engine = self.engine
         prompt = shared_prompt(engine.tokenizer, [e.num_tokens for e in encoded], {q: QUESTIONS[q] for q in questions})
         answers: dict[str, Generation] = {}
         prefix_s = 0.0
         cache = None
-        if self.share_prefix:
+        if self.share_prefix and len(questions) > 1:
             t = time.perf_counter()
             longest = max(len(prompt.suffix_ids[q]) for q in questions)
             engine.reserve(len(prompt.prefix_ids) + longest, self.max_new_tokens)  # one size for prefix and answers
@@ -134,27 +170,43 @@ class Pipeline:
             prefix_s = time.perf_counter() - t
         for q in questions:
             callback = (lambda text, q=q: on_text(q, text)) if on_text else None
-            # the digits answer carries the model's next choices per token when the reading check may need them
-            alternatives = ALTERNATIVES if self.check_reading and q == "digits" else 0
+            # the digits answer carries the model's next choices per token when the views' belief or the reading
+            # check may need them
+            wanted = q == "digits" and (self.check_reading or self.views > 1)
+            alternatives = ALTERNATIVES if wanted else 0
             if cache is not None:
                 answers[q] = engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=self.max_new_tokens,
                                              on_text=callback, alternatives=alternatives)
             else:
                 answers[q] = engine.generate(prompt.full(q), images=encoded, max_new_tokens=self.max_new_tokens,
                                              on_text=callback, alternatives=alternatives)
-        return Reading(encoded, answers, len(prompt.prefix_ids), prefix_s, viewed)
+        return answers, len(prompt.prefix_ids), prefix_s
 
     def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
         """The answers' texts (the interface tools/eval_reader.py scores)."""
         return self.read_image(image, questions).texts()
 
-    def check(self, puzzle: Puzzle, result: SolveResult, reading: Reading) -> ReadingCheck | None:
-        """The reading check of ``reading``'s digits answer, read as ``puzzle`` with ``result``: None when the
-        check is off or the answer carries no alternatives (the torch baseline's generate gives none)."""
-        digits = reading.answers.get("digits")
-        if not self.check_reading or digits is None or digits.choices is None:
+    def belief(self, reading: Reading, size: int) -> DigitBelief | None:
+        """What the digits answers of ``reading`` jointly say each cell holds, in a ``size`` grid: None when they
+        carry no choices (views off and the check off, or a backend that gives none). A further view whose
+        answer is unreadable is left out; the first view's must be readable (settle has parsed it)."""
+        beliefs = []
+        for k, gen in enumerate([reading.answers["digits"], *reading.more_digits]):
+            if gen.choices is None:
+                continue
+            try:
+                beliefs.append(belief_of(gen.text, gen.tokens, gen.choices, self.engine.tokenizer, size))
+            except ModelOutputError:
+                if k == 0:
+                    raise
+        return combine_beliefs(beliefs) if beliefs else None
+
+    def check(self, puzzle: Puzzle, result: SolveResult, belief: DigitBelief | None) -> ReadingCheck | None:
+        """The reading check of ``puzzle`` (whose givens are ``belief``'s grid) with ``result``: None when the
+        check is off or there is no belief to take alternatives from."""
+        if not self.check_reading or belief is None:
             return None
-        return check_reading(puzzle, result, digits.text, digits.tokens, digits.choices, self.engine.tokenizer)
+        return check_belief(puzzle, result, belief)
 
     def solve_path(self, path: str | Path, on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> Outcome:
         """Read and solve one image file; errors are captured in the outcome, never raised."""
@@ -182,6 +234,9 @@ class Pipeline:
                                     f"{q}_tokens": float(len(gen.tokens)), f"{q}_tokens_per_s": gen.tokens_per_s})
                 stage(q, {"tokens": len(gen.tokens), "prefill": gen.prefill_s, "decode": gen.decode_s,
                           "tokens_per_s": gen.tokens_per_s, "stopped": gen.stopped, "text": gen.text})
+            if reading.more_digits:
+                out.timings["more_views"] = reading.more_views_s
+                stage("views", {"views": 1 + len(reading.more_digits), "more_views": reading.more_views_s})
             self.settle(reading, out, stage)
         except VlmSudokuError as exc:
             out.error = exc
@@ -195,12 +250,20 @@ class Pipeline:
         stage = on_stage or (lambda name, info: None)
         t = time.perf_counter()
         out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text)
+        # one answer's choices are weighed only if the check runs (a 152k vocabulary's log-softmax is ~1.5 ms a
+        # token); several views' are combined first
+        belief = self.belief(reading, out.puzzle.size) if reading.more_digits else None
+        if belief is not None:
+            out.views = belief.views
+            out.puzzle = out.puzzle.with_givens(belief.grid)
         out.timings["parse"] = time.perf_counter() - t
         out.result = solve(out.puzzle)
         out.timings["solve"] = out.result.seconds
-        stage("solve", {"status": out.result.status, "solve": out.result.seconds})
+        stage("solve", {"status": out.result.status, "solve": out.result.seconds, "views": out.views})
         if out.result.status != SOLVED:
-            out.check = self.check(out.puzzle, out.result, reading)
+            if belief is None and self.check_reading:
+                belief = self.belief(reading, out.puzzle.size)
+            out.check = self.check(out.puzzle, out.result, belief)
             if out.check is not None:
                 out.timings["reading_check"] = out.check.seconds
                 out.puzzle, out.result = out.check.puzzle, out.check.result
@@ -218,6 +281,7 @@ def outcome_json(out: Outcome) -> dict[str, Any]:
             obj["grid_as_read"] = out.check.read_puzzle.format_grid()
             obj["status_as_read"] = out.check.read_status
         obj["corrections"] = [c.as_json() for c in out.corrections]
+        obj["views"] = out.views
         obj["rules"] = write_rules(out.puzzle.with_givens([[0] * out.puzzle.size] * out.puzzle.size))
     if out.result is not None and out.puzzle is not None:
         res = result_json(out.puzzle, out.result)

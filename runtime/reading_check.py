@@ -23,8 +23,7 @@ from dataclasses import dataclass, replace
 from ..solver.cells import Cell
 from ..solver.puzzle import Puzzle
 from ..solver.solve import MULTIPLE, NO_SOLUTION, SOLVED, SolveResult, given_conflicts, solve
-from ..solver.symbols import default_alphabet
-from .answers import locate_digits_answer
+from .digit_belief import DigitBelief, belief_of
 from .tokenizer import Tokenizer
 
 # Alternatives the engine keeps per digits token (Engine.generate's ``alternatives``): the read symbol and
@@ -59,7 +58,7 @@ class Alternative:
     value: int  # 1..n, 0 for a blank
     loss: float  # log p(what was read) - log p(this): >= 0, what taking it costs
     p: float  # the model's probability of this symbol at that position
-    rank: int  # where it stood among the step's choices, 1-based (2: the model's second choice)
+    rank: int  # where it stood among the symbols the model considered for the cell, 1-based (2: its second choice)
 
 
 @dataclass(frozen=True)
@@ -140,66 +139,31 @@ class ReadingCheck:
                 f"{bound}); the reading stands as given")
 
 
-def token_spans(tokens: Sequence[int], tokenizer: Tokenizer, text: str) -> list[tuple[int, int] | None]:
-    """Each token's (start, end) character span in ``text``, the decoded answer, or None where it cannot be told.
-
-    Decoding whole prefixes, not tokens one by one, is what gets a byte-level BPE's text right (a character
-    may take several tokens, a token may start with a space); a prefix that is not a prefix of ``text`` (a
-    character split across tokens) leaves that token unplaced.
-    """
-    spans: list[tuple[int, int] | None] = []
-    end = 0
-    for i in range(len(tokens)):
-        prefix = tokenizer.decode(tokens[: i + 1])
-        if text.startswith(prefix) and len(prefix) >= end:
-            spans.append((end, len(prefix)))
-            end = len(prefix)
-        else:
-            spans.append(None)
-    return spans
+def readings_of(belief: DigitBelief, floor: float = MIN_RELATIVE_P) -> dict[Cell, CellReading]:
+    """The cells of ``belief`` that have alternatives worth trying: values at least ``floor`` times as likely
+    as the one believed, keyed by cell (a cell without choices, read inside a multi-character token, stays)."""
+    min_loss = -math.log(floor)
+    out: dict[Cell, CellReading] = {}
+    for cell, spread in belief.probs.items():
+        read = belief.grid[cell[0]][cell[1]]
+        read_p = spread.get(read, 0.0)
+        if read_p <= 0.0:
+            continue
+        best = []
+        for rank, (value, p) in enumerate(spread.items(), start=1):
+            loss = math.log(read_p) - math.log(p) if p > 0.0 else math.inf
+            if value != read and loss <= min_loss:
+                best.append(Alternative(value, max(loss, 0.0), p, rank))
+        if best:
+            out[cell] = CellReading(cell, read, read_p, tuple(best))
+    return out
 
 
 def cell_readings(text: str, tokens: Sequence[int], choices: Sequence[Sequence[tuple[int, float]]],
                   tokenizer: Tokenizer, size: int, floor: float = MIN_RELATIVE_P) -> dict[Cell, CellReading]:
-    """The cells of a digits answer that have alternatives worth trying, keyed by cell.
-
-    A cell gets alternatives when its character came from a token of its own (one character long) and the
-    step's other choices include symbols of the grid's alphabet or a blank at least ``floor`` times as likely
-    as what was read. A multi-character token ("..." as one token) has no per-cell alternatives: its cells
-    stay as read. Raises ModelOutputError as parse_digits_answer does for an unreadable answer.
-    """
-    located = locate_digits_answer(text, size)
-    alphabet = default_alphabet(size)  # the alphabet the answer is parsed in
-    where = {at: (r, c) for r, row in enumerate(located.offsets) for c, at in enumerate(row)}
-    min_loss = -math.log(floor)
-    symbols: dict[int, int | None] = {}  # token id -> the value its text means in this grid, None if none
-
-    def value_of(token: int) -> int | None:
-        if token not in symbols:
-            piece = tokenizer.decode([token])
-            ok = len(piece) == 1 and (piece in alphabet.blanks or piece.upper() in alphabet.symbols)
-            symbols[token] = alphabet.value(piece) if ok else None
-        return symbols[token]
-
-    out: dict[Cell, CellReading] = {}
-    for token, span, step in zip(tokens, token_spans(tokens, tokenizer, text), choices):
-        if span is None or span[1] - span[0] != 1 or span[0] not in where:
-            continue
-        cell = where[span[0]]
-        read_logp = next((lp for t, lp in step if t == token), None)
-        if read_logp is None:
-            continue
-        read = located.grid[cell[0]][cell[1]]
-        best: dict[int, Alternative] = {}
-        for rank, (t, lp) in enumerate(step, start=1):
-            value = value_of(t)
-            loss = read_logp - lp
-            if t == token or value is None or value == read or loss > min_loss or value in best:
-                continue
-            best[value] = Alternative(value, max(loss, 0.0), math.exp(lp), rank)
-        if best:
-            out[cell] = CellReading(cell, read, math.exp(read_logp), tuple(best.values()))
-    return out
+    """The cells of one digits answer that have alternatives worth trying (readings_of its belief_of). Raises
+    ModelOutputError as parse_digits_answer does for an unreadable answer."""
+    return readings_of(belief_of(text, tokens, choices, tokenizer, size), floor)
 
 
 def settle(puzzle: Puzzle, readings: Mapping[Cell, CellReading], result: SolveResult | None = None, *,
@@ -287,10 +251,21 @@ def check_reading(puzzle: Puzzle, result: SolveResult, digits_text: str, tokens:
     t0 = time.perf_counter()
     if result.status == SOLVED:
         return settle(puzzle, {}, result)
-    readings = cell_readings(digits_text, tokens, choices, tokenizer, puzzle.size, floor)
-    check = settle(puzzle, readings, result, max_changes=max_changes, max_candidates=max_candidates,
-                   max_seconds=max_seconds - (time.perf_counter() - t0), floor=floor)
+    belief = belief_of(digits_text, tokens, choices, tokenizer, puzzle.size)
+    check = check_belief(puzzle, result, belief, max_changes=max_changes, max_candidates=max_candidates,
+                         max_seconds=max_seconds - (time.perf_counter() - t0), floor=floor)
     return replace(check, seconds=time.perf_counter() - t0)  # the whole check, finding the alternatives too
+
+
+def check_belief(puzzle: Puzzle, result: SolveResult, belief: DigitBelief, *, max_changes: int = MAX_CHANGES,
+                 max_candidates: int = MAX_CANDIDATES, max_seconds: float = MAX_SECONDS,
+                 floor: float = MIN_RELATIVE_P) -> ReadingCheck:
+    """The check of ``puzzle`` (whose givens are ``belief``'s grid) with ``belief``'s alternatives: one
+    answer's, or several views' combined (runtime/digit_belief.py)."""
+    t0 = time.perf_counter()
+    check = settle(puzzle, readings_of(belief, floor), result, max_changes=max_changes,
+                   max_candidates=max_candidates, max_seconds=max_seconds, floor=floor)
+    return replace(check, seconds=time.perf_counter() - t0)
 
 
 def _name(symbol: str) -> str:
@@ -306,5 +281,5 @@ def _ordinal(rank: int) -> str:
 
 
 __all__ = ["ALTERNATIVES", "Alternative", "CellReading", "Correction", "MAX_CANDIDATES", "MAX_CHANGES",
-           "MAX_SECONDS", "MIN_RELATIVE_P", "ReadingCheck", "cell_readings", "check_reading", "settle",
-           "token_spans"]
+           "MAX_SECONDS", "MIN_RELATIVE_P", "ReadingCheck", "cell_readings", "check_belief", "check_reading",
+           "readings_of", "settle"]

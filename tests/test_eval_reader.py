@@ -48,3 +48,29 @@ def test_rule_types_count_apart_from_the_cells_and_per_kind() -> None:
     assert [item.puzzle.size for item in items] == [9, 9]
     first = {c.rule for c in items[0].puzzle.constraints}
     assert first == {VARIANT_KINDS[0]} and {c.rule for c in items[1].puzzle.constraints} == {VARIANT_KINDS[1]}
+
+
+def test_a_reading_is_scored_as_the_pipeline_settles_it(monkeypatch) -> None:
+    """The digits scored "as read" are the views' joint reading (what vlm-solve takes), and "after the check"
+    what the check made of it: a misreading of the first view only is right as read with three views; with
+    one view it is wrong as read and right after the check."""
+    from vlm_sudoku.runtime.cli import default_model_dir
+    from vlm_sudoku.runtime.image_io import load_image
+    from vlm_sudoku.runtime.pipeline import Pipeline
+    from vlm_sudoku.tools.eval_reader import settled_givens
+
+    from .test_reading_check import EXAMPLE, _misreading
+
+    truth, _cell, _wrong = _misreading(monkeypatch)
+    item = Item(EXAMPLE.name, load_image(EXAMPLE), truth, check_rules=False)
+    rows = {}
+    for views in (3, 1):
+        pipe = Pipeline.load(default_model_dir(), provider="cpu", views=views)
+        reading = pipe.read_image(item.image)
+        read, checked = settled_givens(pipe, reading, 9)
+        score = Score(checked=True)
+        score_item(item, reading.texts(), score, checked, read)
+        rows[views] = score.row("photo")
+    assert (rows[3]["grid_exact"], rows[3]["grid_exact_checked"], rows[3]["corrected"]) == (1.0, 1.0, 0)
+    assert (rows[1]["grid_exact"], rows[1]["grid_exact_checked"], rows[1]["corrected"]) == (0.0, 1.0, 1)
+    assert rows[1]["cell_accuracy"] == 80 / 81

@@ -18,6 +18,12 @@ def _came_back(model_dir: Path, run: Path) -> None:
     final = run / "remote"
     model.save_pretrained(final / "w32", max_shard_size="200KB")
     model.to(torch.float16).save_pretrained(final / "hf", max_shard_size="200KB")
+    for f in model_dir.iterdir():  # train.loop's export_folder: the processor files beside the fp16 weights,
+        if f.is_file() and f.suffix != ".safetensors" and not (final / "hf" / f.name).exists():
+            (final / "hf" / f.name).write_bytes(f.read_bytes())
+    pre = json.loads((final / "hf" / "preprocessor_config.json").read_text())  # ... as a --context-view run has
+    pre["vlm_sudoku_grid_view"] = {"size": 112, "margin": 8, "context": 112}  # them (the base has no such view)
+    (final / "hf" / "preprocessor_config.json").write_text(json.dumps(pre))
     (final / "w32" / "state.json").write_text(json.dumps({"step": 3, "samples": 6}))
     run.mkdir(exist_ok=True)
     with tarfile.open(run / "small.tgz", "w:gz") as tar:
@@ -49,6 +55,11 @@ def test_a_run_that_came_back_is_placed_packaged_and_measured(tiny_qwen2_vl_dir,
     rows = json.loads((run / "eval.json").read_text())
     assert [r["set"] for r in rows] == ["rendered-classic"] and rows[0]["images"] == 2
     assert "| rendered-classic | 2 |" in result.output
+    # the processor files are the run's own (a run with --context-view declares it there, the base does not)
+    shipped = json.loads((run / "hf1" / "preprocessor_config.json").read_text())
+    assert shipped["vlm_sudoku_grid_view"] == {"size": 112, "margin": 8, "context": 112}
+    assert "vlm_sudoku_grid_view" not in json.loads((tiny_qwen2_vl_dir / "preprocessor_config.json").read_text())
+    assert not (run / "hf1" / "model.safetensors.index.json").exists()  # the shards' index stays with the shards
     again = CliRunner().invoke(main, [str(run), "--base", str(tiny_qwen2_vl_dir), "--count", "1",
                                       "--sets", "rendered-classic", "--no-parity"])
     assert again.exit_code == 0, again.output  # run twice: the files are already in place

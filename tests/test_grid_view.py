@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vlm_sudoku.runtime.grid_view import CONFIG_KEY, GridView, load_grid_view, perspective_coefficients
+from vlm_sudoku.runtime.grid_view import CONFIG_KEY, ZOOMS, GridView, load_grid_view, perspective_coefficients
 from vlm_sudoku.runtime.model_config import ModelFolderError
 from vlm_sudoku.runtime.pipeline import Pipeline
 
@@ -46,6 +46,22 @@ def test_warp_puts_the_grid_border_at_the_margin() -> None:
         assert out[y, 37:44].min() < 80 and out[y, 404:412].min() < 80
         assert out[y, 150:300].min() > 200  # nothing drawn inside
     assert out[40, 100:350].max() < 120 and out[408, 100:350].max() < 120
+
+
+@pytest.mark.parametrize("zoom", ZOOMS)
+def test_a_zoomed_view_frames_the_grid_tighter_about_its_centre(zoom: float) -> None:
+    """The corners scaled by ``zoom`` about their centre: the border moves out from the margin square by the
+    same share on every side (184 px from the centre at zoom 1, 184 / zoom at ``zoom``)."""
+    image = Image.new("RGB", (640, 480), "white")
+    square = ((120, 40), (520, 40), (520, 440), (120, 440))  # a square, so the warp is a plain scaling
+    ImageDraw.Draw(image).line([*square, square[0]], fill="black", width=3)
+    view = GridView(size=448, margin=40)
+    out = np.asarray(view.zoomed(image, square, zoom).convert("L"))
+    edge = round(224 - 184 / zoom)
+    for y in (150, 224, 300):
+        assert out[y, edge - 2:edge + 3].min() < 100 and out[y, 448 - edge - 3:448 - edge + 2].min() < 100
+        assert out[y, edge + 6:448 - edge - 6].min() > 200
+    assert np.array_equal(np.asarray(view.zoomed(image, square, 1.0)), np.asarray(view.warp(image, square)))
 
 
 def test_setting_is_read_from_the_preprocessor_config(tmp_path) -> None:

@@ -17,9 +17,8 @@ import pytest
 from vlm_sudoku.runtime.answers import digits_text, locate_digits_answer
 from vlm_sudoku.runtime.cli import default_model_dir
 from vlm_sudoku.runtime.engine import top_choices
-from vlm_sudoku.runtime.reading_check import (
-    MIN_RELATIVE_P, cell_readings, check_reading, settle, token_spans,
-)
+from vlm_sudoku.runtime.digit_belief import token_spans
+from vlm_sudoku.runtime.reading_check import MIN_RELATIVE_P, cell_readings, check_reading, settle
 from vlm_sudoku.runtime.tokenizer import Tokenizer
 from vlm_sudoku.solver.grid_text import parse_grid
 from vlm_sudoku.solver.puzzle import Puzzle
@@ -327,7 +326,7 @@ def test_pipeline_corrects_a_misread_given_and_says_so(monkeypatch: pytest.Monke
     truth, cell, wrong = _misreading(monkeypatch)
     where = f"r{cell[0] + 1}c{cell[1] + 1}"
     right = str(truth.givens[cell[0]][cell[1]])
-    pipe = Pipeline.load(default_model_dir(), provider="cpu")
+    pipe = Pipeline.load(default_model_dir(), provider="cpu", views=1)
     out = pipe.solve_path(EXAMPLE)
     assert out.error is None and out.check is not None and out.exit_code == 0
     assert out.puzzle.givens == truth.givens and out.result.solution == solve(truth).solution
@@ -339,7 +338,7 @@ def test_pipeline_corrects_a_misread_given_and_says_so(monkeypatch: pytest.Monke
                                    "choice": 2}]
     assert "reading_check" in obj["timings"]
 
-    strict = Pipeline(pipe.engine, check_reading=False)
+    strict = Pipeline(pipe.engine, check_reading=False, views=1)
     as_read = strict.solve_path(EXAMPLE)
     assert as_read.check is None and as_read.result.status == NO_SOLUTION and as_read.exit_code == 3
     assert as_read.reading.answers["digits"].choices is None  # not even asked for
@@ -353,13 +352,40 @@ def test_vlm_solve_prints_each_correction_and_no_reading_check_is_strict(monkeyp
 
     truth, cell, wrong = _misreading(monkeypatch)
     where, right = f"r{cell[0] + 1}c{cell[1] + 1}", str(truth.givens[cell[0]][cell[1]])
-    checked = CliRunner().invoke(main, [str(EXAMPLE), "--provider", "cpu"])
+    checked = CliRunner().invoke(main, [str(EXAMPLE), "--provider", "cpu", "--views", "1"])
     assert checked.exit_code == 0, checked.output
     assert (f"{where} read as {wrong} (50%), taken as {right} (the model's second choice, 45%): the reading as "
             "given had no solution") in checked.stdout
     assert f"the reading check took {where} as {right} (read {wrong})" in checked.stderr
-    strict = CliRunner().invoke(main, [str(EXAMPLE), "--provider", "cpu", "--no-reading-check", "--json"])
+    strict = CliRunner().invoke(main, [str(EXAMPLE), "--provider", "cpu", "--views", "1", "--no-reading-check",
+                                       "--json"])
     assert strict.exit_code == 3
     out = json.loads(strict.stdout)
     assert out["status"] == NO_SOLUTION and out["corrections"] == [] and "grid_as_read" not in out
     assert out["grid"] == _with(truth.format_grid(), cell, wrong)
+
+
+def test_the_other_views_outvote_one_view_misreading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same misreading in the first view only (the model 50% sure of the wrong digit, 45% of the right
+    one): with three views the two that read the photo as it is outvote it, so the puzzle is right as read and
+    the check has nothing to do; the answers of the other views are the real model's, decoded with choices."""
+    from vlm_sudoku.runtime.pipeline import Pipeline, outcome_json
+
+    truth, cell, wrong = _misreading(monkeypatch)
+    pipe = Pipeline.load(default_model_dir(), provider="cpu")
+    assert pipe.views == 3
+    out = pipe.solve_path(EXAMPLE)
+    assert out.error is None and out.exit_code == 0 and out.views == 3
+    assert len(out.reading.more_digits) == 2 and all(g.choices is not None for g in out.reading.more_digits)
+    assert parse_grid(out.reading.answers["digits"].text).givens[cell[0]][cell[1]] == int(wrong)
+    assert out.puzzle.givens == truth.givens and out.check is None and out.corrections == ()
+    obj = outcome_json(out)
+    assert obj["views"] == 3 and obj["grid"] == truth.format_grid() and "more_views" in obj["timings"]
+    # the views' belief at the cell: the right digit well ahead, the first view's doubt still in it
+    belief = pipe.belief(out.reading, 9)
+    right = truth.givens[cell[0]][cell[1]]
+    assert belief.views == 3 and belief.grid == truth.givens
+    assert belief.p(cell, right) > 0.45 and belief.p(cell, int(wrong)) < 0.45
+    # without the check, the views still decide
+    strict = Pipeline(pipe.engine, check_reading=False).solve_path(EXAMPLE)
+    assert strict.puzzle.givens == truth.givens and strict.check is None

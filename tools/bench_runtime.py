@@ -3,10 +3,10 @@
     python -m vlm_sudoku.tools.bench_runtime EXPORT_DIR [IMAGE...] [--repeat 3] [--provider auto]
 
 For each image (default: five of the shared newspaper photos) it runs the whole
-read (preprocess, vision, prefix prefill, both questions) with and without the
-shared prefix, and prints medians per stage, the share of the time spent inside
-onnxruntime (model compute) against everything else (Python, numpy, tokenizer),
-and the machine.
+read (preprocess, vision, prefix prefill, both questions, the digits of the
+further grid views) with and without the shared prefix, and prints medians per
+stage, the share of the time spent inside onnxruntime (model compute) against
+everything else (Python, numpy, tokenizer), and the machine.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import click
 
 from ..runtime.gpu import detect_gpu
 from ..runtime.image_io import load_image
+from ..runtime.grid_view import ZOOMS
 from ..runtime.pipeline import Pipeline
 from .machine import describe_cpu
 
@@ -39,6 +40,7 @@ def _one(pipe: Pipeline, image) -> dict[str, float]:
         row[f"{q} prefill"] = g.prefill_s
         row[f"{q} decode"] = g.decode_s
         row[f"{q} tokens"] = len(g.tokens)
+    row["more views"] = reading.more_views_s
     return row
 
 
@@ -52,8 +54,10 @@ def _one(pipe: Pipeline, image) -> dict[str, float]:
               help="Decoder graph: the fused one (vlm-export --fused-decoder) or optimum's.")
 @click.option("--cuda-graph/--no-cuda-graph", "cuda_graph", default=None,
               help="Replay decode steps as CUDA graphs (default: whenever the CUDA provider runs an fp16 fused decoder).")
+@click.option("--views", type=click.IntRange(1, len(ZOOMS)), default=len(ZOOMS), show_default=True,
+              help="Grid views the digits are read from (vlm-solve --views).")
 def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str, max_new_tokens: int,
-         decoder: str, cuda_graph: bool | None) -> None:
+         decoder: str, cuda_graph: bool | None, views: int) -> None:
     from .train.photos import DEFAULT_DIR
 
     paths = list(images) or [DEFAULT_DIR / n for n in DEFAULT_IMAGES]
@@ -61,7 +65,7 @@ def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str,
     results: dict[str, list[dict[str, float]]] = {}
     for shared in (True, False):
         pipe = Pipeline.load(export_dir, provider=provider, max_new_tokens=max_new_tokens, share_prefix=shared,
-                             decoder=decoder, cuda_graph=cuda_graph)
+                             decoder=decoder, cuda_graph=cuda_graph, views=views)
         _one(pipe, pictures[0])  # warm-up
         rows = [_one(pipe, img) for _ in range(repeat) for img in pictures]
         results["shared prefix" if shared else "no sharing"] = rows
@@ -70,7 +74,7 @@ def main(export_dir: Path, images: tuple[Path, ...], repeat: int, provider: str,
     click.echo(f"Machine: {describe_cpu()}{f', GPU {gpu[0]}' if gpu else ''}; provider {pipe.provider_name} "
                f"({pipe.precision}); {'fused' if pipe.engine.fused else 'optimum'} decoder"
                f"{', static cache' if pipe.engine.static_cache else ''}{', CUDA graph' if pipe.engine.cuda_graph else ''}; "
-               f"export {export_dir}; "
+               f"export {export_dir}; {views} grid view{'s' if views > 1 else ''} for the digits; "
                f"{len(pictures)} images x {repeat}")
     click.echo("| stage | " + " | ".join(f"{k} (median)" for k in results) + " |")
     click.echo("|---|" + "---:|" * len(results))

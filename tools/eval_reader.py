@@ -41,6 +41,7 @@ import click
 from PIL import Image
 
 from ..runtime.answers import parse_digits_answer, parse_rules_answer
+from ..runtime.grid_view import ZOOMS
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -119,18 +120,20 @@ def same_rules(a: Puzzle, b: Puzzle) -> bool:
         map(repr, b.constraints))
 
 
-def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid | None = None) -> None:
-    """Score one reading; ``checked``: the givens after the reading check when it changed them (None: as read)."""
+def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid | None = None,
+               read: Grid | None = None) -> None:
+    """Score one reading; ``checked``: the givens after the reading check when it changed them (None: as read);
+    ``read``: the givens as the pipeline read them (its views combined), else parsed from the digits answer."""
     truth = item.puzzle
     n = truth.size
     score.images += 1
     score.truth_unique += solve(truth).status == SOLVED
     sym = truth.alphabet.symbol
-    try:
-        read = parse_digits_answer(answers["digits"], n)
-    except VlmSudokuError:
-        read = None
-        score.unreadable += 1
+    if read is None:
+        try:
+            read = parse_digits_answer(answers["digits"], n)
+        except VlmSudokuError:
+            score.unreadable += 1
     score.cells += n * n
     if read is not None:
         right = sum(read[r][c] == truth.givens[r][c] for r in range(n) for c in range(n))
@@ -220,19 +223,22 @@ def _variant_kinds() -> tuple[str, ...]:
     return VARIANT_KINDS
 
 
-def checked_givens(reader: Any, reading: Any, size: int) -> Grid | None:
-    """The givens after vlm-solve's reading check (Pipeline.settle) when it changed them, else None; None too
-    where the check cannot run (an unreadable answer, a size other than the truth's)."""
+def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, Grid | None]:
+    """The givens vlm-solve takes from ``reading`` (Pipeline.settle): as read (every view's digits combined)
+    and, when the reading check changed them, after it (else None). (None, None) where that cannot run (an
+    unreadable answer, a size other than the truth's): the answer is then scored as parsed."""
     from ..runtime.pipeline import Outcome
 
     out = Outcome("")
     try:
         reader.settle(reading, out)
     except VlmSudokuError:
-        return None
-    if out.puzzle is None or out.puzzle.size != size or out.check is None or not out.check.corrected:
-        return None
-    return out.check.puzzle.givens
+        return None, None
+    read = out.read_puzzle
+    if read is None or read.size != size:
+        return None, None
+    corrected = out.check is not None and out.check.corrected
+    return read.givens, out.puzzle.givens if corrected and out.puzzle is not None else None
 
 
 def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True) -> list[dict]:
@@ -245,18 +251,18 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
         with click.progressbar(items, label=name, file=sys.stderr) if progress else _nullbar(items) as bar:
             for item in bar:
                 t = time.perf_counter()
-                checked = None
+                read = checked = None
                 if check:
                     reading = reader.read_image(item.image, ("rules", "digits"))  # type: ignore[attr-defined]
                     answers = reading.texts()
                     score.seconds += time.perf_counter() - t
                     t = time.perf_counter()
-                    checked = checked_givens(reader, reading, item.puzzle.size)
+                    read, checked = settled_givens(reader, reading, item.puzzle.size)
                     score.check_seconds += time.perf_counter() - t
                 else:
                     answers = reader.read(item.image, ("rules", "digits"))
                     score.seconds += time.perf_counter() - t
-                score_item(item, answers, score, checked)
+                score_item(item, answers, score, checked, read)
         rows.append(score.row(name))
     return rows
 
@@ -302,8 +308,10 @@ def table(rows: list[dict]) -> str:
 @click.option("--sets", default="photos-val,rendered-classic,rendered-variants", show_default=True)
 @click.option("--count", default=200, show_default=True, help="Rendered images per rendered set.")
 @click.option("--provider", default="auto", show_default=True, help="onnx backend: cpu, cuda, tensorrt or auto.")
+@click.option("--views", type=click.IntRange(1, len(ZOOMS)), default=len(ZOOMS), show_default=True,
+              help="onnx backend: grid views the digits are read from, as vlm-solve --views.")
 @click.option("--json", "as_json", is_flag=True)
-def main(model: Path, backend: str, sets: str, count: int, provider: str, as_json: bool) -> None:
+def main(model: Path, backend: str, sets: str, count: int, provider: str, views: int, as_json: bool) -> None:
     """Score a model's reading of puzzle images."""
     names = [s.strip() for s in sets.split(",") if s.strip()]
     unknown = [s for s in names if s not in SETS]
@@ -316,7 +324,7 @@ def main(model: Path, backend: str, sets: str, count: int, provider: str, as_jso
     else:
         from ..runtime.pipeline import Pipeline
 
-        reader = Pipeline.load(model, provider=provider)
+        reader = Pipeline.load(model, provider=provider, views=views)
     rows = evaluate(reader, names, count)
     click.echo(json.dumps(rows) if as_json else table(rows))
 

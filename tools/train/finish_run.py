@@ -62,9 +62,14 @@ def gather(run: Path, base: Path) -> Path:
 
 
 def export_fp16(base: Path, w32: Path, out: Path) -> Path:
+    """The fp16 folder in one file, with the tokenizer and processor files of the run's own ``final/hf`` where
+    it came back: a run made with ``--context-view`` declares that view there, which the base lacks."""
     from .loop import export_folder, load_model
 
-    export_folder(base, load_model(base, w32, "cpu"), out)
+    settings = w32.parent / "hf"
+    if not (settings / "preprocessor_config.json").exists():
+        settings = base
+    export_folder(settings, load_model(base, w32, "cpu"), out)
     return out
 
 
@@ -74,7 +79,8 @@ def parity(package: Path) -> dict:
     from ...runtime.pipeline import Pipeline
     from ..eval_reader import photo_items
 
-    onnx, torch_pipe = Pipeline.load(package, provider="cpu"), TorchPipeline(package / "hf", device="cpu")
+    # one grid view: the answers compared are the model's own, which the further views only add to
+    onnx, torch_pipe = Pipeline.load(package, provider="cpu", views=1), TorchPipeline(package / "hf", device="cpu")
     differ = []
     items = list(photo_items())
     for item in items:

@@ -265,8 +265,8 @@ def export_folder(base: Path, model, out: Path, dtype: str = "float16", shard: s
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    for f in base.iterdir():
-        if f.suffix != ".safetensors" and f.is_file():
+    for f in base.iterdir():  # everything but the weights and their shard index (save_pretrained writes its own)
+        if f.is_file() and f.suffix != ".safetensors" and not f.name.endswith(".safetensors.index.json"):
             shutil.copy2(f, out / f.name)
     model = model.to("cpu", dtype=getattr(torch, dtype))
     model.save_pretrained(out, safe_serialization=True, max_shard_size=shard)
