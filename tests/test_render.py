@@ -175,3 +175,29 @@ def test_open_fours_are_drawn_for_a_share_of_sans_grids() -> None:
     opened = [look for look in looks if look.open_four is not None]
     assert 0.1 < len(opened) / len(looks) < 0.3
     assert all(look.digit_font.kind == PRINTED and not look.digit_font.is_serif_like() for look in opened)
+
+
+@pytest.mark.parametrize("kind", ["killer", "thermo", "kropki", "kropki_negative", "little_killer", "odd_even"])
+def test_fewer_clues_keeps_one_or_two_of_each_marking_and_the_rules_that_speak_for_all(kind: str) -> None:
+    """The one-rule curriculum's puzzles: each marking cut to 1-2 clues, the global rules, the "all dots are
+    given" rules and their dots whole, the givens as they were; the cut puzzle still renders and reads back."""
+    from collections import Counter
+
+    from vlm_sudoku.tools.render.puzzles import fewer_clues
+
+    puzzle = _puzzle_with(kind)
+    rng = random.Random(4)
+    cut = fewer_clues(puzzle, rng)
+    before, after = Counter(c.rule for c in puzzle.constraints), Counter(c.rule for c in cut.constraints)
+    assert set(after) == set(before) and cut.givens == puzzle.givens and cut.regions == puzzle.regions
+    for rule, n in before.items():
+        whole = rule.endswith("_negative") or f"{rule}_negative" in before or n == 1
+        assert after[rule] == n if whole else 1 <= after[rule] <= 2, (rule, n, after[rule])
+    assert set(cut.constraints) <= set(puzzle.constraints) and cut == canonical(cut)
+    if kind in ("kropki_negative", "odd_even"):  # odd/even: one rule over many cells, so nothing to cut
+        assert after == before
+    else:
+        assert sum(after.values()) < sum(before.values())
+    drawn = render(cut, random.Random(0), style="app")
+    assert loads_rules(rules_answer(cut)) == cut.with_givens([[0] * cut.size] * cut.size)
+    assert drawn.image.size[0] > 0

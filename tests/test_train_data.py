@@ -252,3 +252,22 @@ def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen
     shutil.copy2(tiny_qwen2_vl_dir / "preprocessor_config.json", base / "preprocessor_config.json")
     refused = loop(*args, "--context-view", "168")
     assert refused.returncode == 2 and "needs a grid view" in refused.stderr
+
+
+def test_the_few_clues_curriculum_asks_for_puzzles_with_one_or_two_of_each_marking(tiny_qwen2_vl_dir) -> None:
+    """Mix.few_clues = 1: every variant puzzle drawn is the one the plain recipe draws, with at most two clues
+    of each marking left."""
+    from collections import Counter
+
+    import random
+
+    few = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="killer,thermo,arrow", few_clues=1.0),
+                      photos_dir=None)
+    plain = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="killer,thermo,arrow"), photos_dir=None)
+    counts = []
+    for attempt in range(6):
+        _images, puzzle, _labels = few._puzzle_image(random.Random(attempt), easy=False)
+        counts.append(Counter(c.rule for c in puzzle.constraints))
+        _images, whole, _labels = plain._puzzle_image(random.Random(attempt), easy=False)
+        assert set(puzzle.constraints) <= set(whole.constraints)  # the same puzzle drawn, then cut
+    assert all(n <= 2 for c in counts for n in c.values()) and any(counts)

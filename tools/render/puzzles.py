@@ -241,6 +241,28 @@ def sample_puzzle(rng: random.Random, *, sizes: Sequence[int] = SIZES, kinds: Se
     return canonical(puzzle), solution
 
 
+def fewer_clues(puzzle: Puzzle, rng: random.Random, most: int = 2) -> Puzzle:
+    """The puzzle with 1 to ``most`` clues of each marking (cages, lines, dots, outside sums...), the global rules,
+    the "all dots are given" rules and the dots they speak for kept whole, as is a marking that is one rule over
+    many cells (odd/even shading); givens unchanged.
+
+    Why: the model names the rule types it sees but writes no marking's cells right (run 13 named killer,
+    thermo, renban, odd/even and jigsaw in every by-kind puzzle, the cells in none); a picture with one or two
+    cages is where writing a cage's cells can be learnt before writing twenty (a one-rule curriculum). The
+    puzzle may then have many solutions, which the reading questions do not care about."""
+    negative = {c.rule.removesuffix("_negative") for c in puzzle.constraints if c.rule.endswith("_negative")}
+    by_rule: dict[str, list[Constraint]] = {}
+    for c in puzzle.constraints:
+        by_rule.setdefault(c.rule, []).append(c)
+    kept: list[Constraint] = []
+    for rule, clues in by_rule.items():
+        if rule in GLOBAL_KINDS or rule.endswith("_negative") or rule in negative or len(clues) <= 1:
+            kept += clues
+        else:
+            kept += rng.sample(clues, rng.randint(1, min(most, len(clues))))
+    return canonical(replace(puzzle, constraints=tuple(kept)))
+
+
 def kinds_of(puzzle: Puzzle) -> list[str]:
     """The rule types on a puzzle, in rules-answer order, plus 'jigsaw' for irregular regions."""
     out = ["jigsaw"] if puzzle.box is None else []
@@ -250,4 +272,5 @@ def kinds_of(puzzle: Puzzle) -> list[str]:
     return out
 
 
-__all__ = ["CLASSIC", "SIZES", "VARIANT_KINDS", "canonical", "kinds_of", "parse_kinds", "sample_puzzle", "shuffled_solution"]
+__all__ = ["CLASSIC", "SIZES", "VARIANT_KINDS", "canonical", "fewer_clues", "kinds_of", "parse_kinds", "sample_puzzle",
+           "shuffled_solution"]

@@ -33,7 +33,7 @@ from ...runtime.tokenizer import Tokenizer
 from ...solver.puzzle import Puzzle
 from ..render import STYLE_WEIGHTS, render
 from ..render.labels import rules_answer
-from ..render.puzzles import parse_kinds, sample_puzzle
+from ..render.puzzles import fewer_clues, parse_kinds, sample_puzzle
 from .photos import DEFAULT_DIR, Photo, augment, load_photos, retake, split
 from .shuffle import shuffled_photo
 
@@ -70,6 +70,7 @@ class Mix:
     sizes: tuple[int, ...] = (4, 6, 9, 16)
     corner_jitter: float = 0.012  # grid-view models: std of the corner error, as a share of the grid's side
     photo_shuffle: float = 0.0  # share of training photos whose grid's bands and stacks are reordered (shuffle.py)
+    few_clues: float = 0.0  # share of variant puzzles cut to 1-2 clues of each marking (render.puzzles.fewer_clues)
 
 
 QUESTION_KINDS = ("digits", "rules", "cells", "row")
@@ -113,6 +114,8 @@ class SampleMaker:
         mix = self.mix
         sizes = (4, 6, 9) if easy else mix.sizes
         puzzle, solution = sample_puzzle(rng, sizes=sizes, kinds=parse_kinds("classic" if easy else mix.kinds))
+        if mix.few_clues and puzzle.constraints and rng.random() < mix.few_clues:  # (no draw when off: old seeds)
+            puzzle = fewer_clues(puzzle, rng)
         if rng.random() < mix.dense_rate:
             n = puzzle.size
             keep = rng.uniform(0.5, 0.95)

@@ -302,6 +302,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 @click.option("--photo-rate", type=float, default=Mix.photo_rate, show_default=True)
 @click.option("--photo-shuffle", type=click.FloatRange(0, 1), default=Mix.photo_shuffle, show_default=True,
               help="Share of training photos shown with their grid's bands and stacks reordered (train/shuffle.py).")
+@click.option("--few-clues", type=click.FloatRange(0, 1), default=Mix.few_clues, show_default=True,
+              help="Share of variant puzzles cut to 1-2 clues of each marking (a one-rule curriculum: "
+                   "render.puzzles.fewer_clues).")
 @click.option("--easy-samples", type=int, default=0, show_default=True,
               help="First samples drawn as clean app screenshots of classic 4/6/9 grids (a warm-up curriculum).")
 @click.option("--final-out", type=click.Path(path_type=Path), default=None,
@@ -312,8 +315,8 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
               help="Train (or export) with the whole picture as a second image, shrunk to fit N x N pixels "
                    "(runtime/grid_view.py); 0 turns it off. Default: the base folder's own setting.")
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
-         lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, easy_samples: int,
-         final_out: Path | None, export_to: Path | None, context_view: int | None) -> None:
+         lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
+         easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None) -> None:
     import torch
     from torch.utils.data import DataLoader
 
@@ -337,6 +340,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["context_view"] = context_view
     if photo_shuffle:
         state["config"]["photo_shuffle"] = photo_shuffle
+    if few_clues:
+        state["config"]["few_clues"] = few_clues
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
@@ -353,7 +358,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     if (ckpt / "optimizer.pt").exists() and (ckpt / "aux_head.pt").exists() and whole_head:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     trainee = procs.wrap(_one_module(model, aux))
-    mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle)
+    mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
