@@ -223,8 +223,8 @@ def test_several_gpus_draw_the_samples_of_one() -> None:
 
 
 def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen2_vl_dir, tmp_path) -> None:
-    """`train.loop --context-view`: three steps on the CPU from a grid-view base; the checkpoint and the
-    exported folder say so, and the base folder itself is left as it was. A base that reads whole pictures
+    """`train.loop --context-view` (and the few-clues curriculum): three steps on the CPU from a grid-view base;
+    the checkpoint and the exported folder say so, and the base folder itself is left as it was. A base that reads whole pictures
     cannot take one."""
     import json
     import shutil
@@ -243,10 +243,10 @@ def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen
     (base / "preprocessor_config.json").write_text(json.dumps({**pre, CONFIG_KEY: {"size": 224, "margin": 20}}))
     args = ["--base", str(base), "--ckpt", str(tmp_path / "ckpt"), "--minutes", "2", "--total-steps", "3",
             "--batch", "2", "--workers", "0", "--warmup", "1", "--photo-rate", "0", "--final-out", str(tmp_path / "out")]
-    result = loop(*args, "--context-view", "168")
+    result = loop(*args, "--context-view", "168", "--few-clues", "0.5")
     assert result.returncode == 0, result.stderr[-2000:]
     state = json.loads((tmp_path / "out" / "w32" / "state.json").read_text())
-    assert state["step"] == 3 and state["config"]["context_view"] == 168
+    assert state["step"] == 3 and state["config"]["context_view"] == 168 and state["config"]["few_clues"] == 0.5
     assert load_grid_view(tmp_path / "out" / "hf").context == 168
     assert load_grid_view(base).context == 0
     shutil.copy2(tiny_qwen2_vl_dir / "preprocessor_config.json", base / "preprocessor_config.json")
@@ -257,9 +257,8 @@ def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen
 def test_the_few_clues_curriculum_asks_for_puzzles_with_one_or_two_of_each_marking(tiny_qwen2_vl_dir) -> None:
     """Mix.few_clues = 1: every variant puzzle drawn is the one the plain recipe draws, with at most two clues
     of each marking left."""
-    from collections import Counter
-
     import random
+    from collections import Counter
 
     few = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="killer,thermo,arrow", few_clues=1.0),
                       photos_dir=None)
