@@ -244,6 +244,29 @@ def test_pipeline_sizes_the_static_cache_once(fused_export: Path) -> None:
     assert all(len(a.tokens) == 30 for a in answers[1].values())  # stop tokens ignored: each answer is full length
 
 
+def test_the_further_grid_views_decode_on_the_static_cache_as_on_the_plain_path() -> None:
+    """vlm-solve's default reading (the embedded model, three grid views) on the static cache the CUDA path uses:
+    each further view is a prompt of its own from position 0, in the buffers the first view sized, so the
+    answers are the plain path's and the step binding (a CUDA graph on a GPU) is never made again."""
+    from vlm_sudoku.runtime.cli import default_model_dir
+    from vlm_sudoku.runtime.engine import Engine
+    from vlm_sudoku.runtime.image_io import load_image
+    from vlm_sudoku.runtime.pipeline import Pipeline
+
+    from .paths import ROOT
+
+    image = load_image(ROOT / "examples" / "image162.jpg")
+    plain = Engine(default_model_dir(), provider="cpu")
+    static_engine = Engine(default_model_dir(), provider="cpu", io_binding=True)
+    assert plain._kv is None and static_engine._kv is not None
+    readings = [Pipeline(e, views=3).read_image(image) for e in (plain, static_engine)]
+    digits = [[r.answers["digits"], *r.more_digits] for r in readings]
+    assert len(digits[1]) == 3
+    assert [g.tokens for g in digits[0]] == [g.tokens for g in digits[1]]
+    assert readings[0].answers["rules"].tokens == readings[1].answers["rules"].tokens
+    assert static_engine._graph_id == 1
+
+
 def test_static_cache_grows_in_the_middle_of_an_answer(fused_export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An answer longer than the room reserved for it moves the cache where it gets there (the cached positions
     copied over, the step bound again, the rotary rows of the positions to come written) and decodes on as
