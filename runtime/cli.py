@@ -236,9 +236,9 @@ def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, b
     click.echo(f"vlm-solve: running on {pipeline.provider_name} ({pipeline.precision})" + (f": {notes}" if notes else ""),
                err=True)
     stages.line(f"model load: {load_s:.2f} s ({folder}, {pipeline.precision})")
-    if backend == "torch" and check_reading:  # transformers' generate here gives tokens, not the next choices
-        click.echo("vlm-solve: no reading check with --backend torch (it needs the onnx backend's per-token "
-                   "alternatives): the model's reading is reported as is", err=True)
+    if backend == "torch" and (check_reading or views > 1):  # transformers' generate gives tokens, not choices
+        click.echo("vlm-solve: one grid view and no reading check with --backend torch (both need the onnx "
+                   "backend's per-token alternatives): the model's reading is reported as is", err=True)
     first_failure = 0
     for path in paths:
         stages.line(f"image {path}")

@@ -50,6 +50,17 @@ def test_onnx_export_and_pytorch_weights_give_the_same_answers() -> None:
     assert onnx == torch_answers
 
 
+def test_the_torch_baseline_says_it_reads_one_view_without_the_check() -> None:
+    """--backend torch (transformers' generate: tokens, no per-token choices) reads one grid view and runs no
+    reading check, says so on stderr, and still solves the example as the ONNX runtime does."""
+    pytest.importorskip("torch")
+    proc = run(str(EXAMPLE), "--backend", "torch", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "one grid view and no reading check with --backend torch" in proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "solved" and out["views"] == 1
+
+
 def test_precision_the_export_lacks_is_a_one_line_error() -> None:
     from .test_cli_solve import assert_one_line_error
 
