@@ -269,7 +269,9 @@ def _print_outcome(out) -> None:
     if out.puzzle is not None:
         rules = [c.rule for c in out.puzzle.constraints]
         kind = "jigsaw " if out.puzzle.box is None else ""
-        click.echo(f"read: {out.puzzle.size}x{out.puzzle.size} {kind}sudoku" + (f" with {', '.join(dict.fromkeys(rules))}" if rules else ""))
+        views = f" (digits from {out.views} grid views)" if out.views > 1 else ""
+        click.echo(f"read: {out.puzzle.size}x{out.puzzle.size} {kind}sudoku"
+                   + (f" with {', '.join(dict.fromkeys(rules))}" if rules else "") + views)
         read = out.check.read_puzzle if out.check is not None else out.puzzle  # the model's reading, as given
         click.echo(pretty_grid(read.givens, read))
     if out.check is not None:
@@ -284,6 +286,8 @@ def _print_outcome(out) -> None:
         if f"{q}_tokens" in t:
             parts.append(f"{q} {int(t[f'{q}_tokens'])} tokens {t[f'{q}_prefill'] + t[f'{q}_decode']:.2f} s "
                          f"({t[f'{q}_tokens_per_s']:.0f} tokens/s)")
+    if "more_views" in t:
+        parts.append(f"more views {1000 * t['more_views']:.0f} ms")
     if "solve" in t:
         parts.append(f"parse+solve {1000 * (t.get('parse', 0) + t['solve']):.1f} ms")
     if "reading_check" in t:

@@ -37,6 +37,10 @@ def test_readme_example_is_read_and_solved() -> None:
     assert out["grid"] == expected
     assert out["status"] == "solved"
     assert out["solution"] == "".join("".join(map(str, row)) for row in solve(truth).solutions[0])
+    assert out["views"] == 3 and out["timings"]["more_views"] > 0
+    text = run(str(EXAMPLE))  # as README's first command prints it
+    assert text.returncode == 0 and "read: 9x9 sudoku (digits from 3 grid views)" in text.stdout
+    assert "| more views " in text.stdout
 
 
 def test_onnx_export_and_pytorch_weights_give_the_same_answers() -> None:
