@@ -74,3 +74,23 @@ def test_a_reading_is_scored_as_the_pipeline_settles_it(monkeypatch) -> None:
     assert (rows[3]["grid_exact"], rows[3]["grid_exact_checked"], rows[3]["corrected"]) == (1.0, 1.0, 0)
     assert (rows[1]["grid_exact"], rows[1]["grid_exact_checked"], rows[1]["corrected"]) == (0.0, 1.0, 1)
     assert rows[1]["cell_accuracy"] == 80 / 81
+
+
+def test_each_misread_image_is_named_with_its_wrong_cells() -> None:
+    """The images still wrong, by name and cell (true->read), and the unreadable ones with the parser's reason:
+    the list a session starts from when it asks what is left."""
+    from vlm_sudoku.solver.grid_text import parse_grid
+    from vlm_sudoku.tools.eval_reader import misread_lines
+
+    truth = parse_grid("1234341221434321")
+    score = Score()
+    blank = Image.new("RGB", (8, 8))
+    # the second reads r4c3's 2 as 3; the third is no grid at all
+    for name, digits in [("right", "1234\n3412\n2143\n4321"), ("wrong", "1234\n3412\n2143\n4331"), ("garbled", "12")]:
+        score_item(Item(name, blank, truth, check_rules=False), {"digits": digits}, score)
+    row = score.row("set")
+    assert [m["image"] for m in row["misread"]] == ["wrong", "garbled"]
+    assert row["misread"][0] == {"image": "wrong", "cells": ["r4c3 2->3"]}
+    lines = misread_lines([row]).splitlines()
+    assert lines[0] == "set wrong: r4c3 2->3" and lines[1].startswith("set garbled: unreadable: ")
+    assert misread_lines([Score().row("empty")]) == "no image read with a wrong digit"

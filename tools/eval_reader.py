@@ -83,6 +83,7 @@ class Score:
     corrected_wrong: int = 0  # ... that still had a wrong digit after
     truth_unique: int = 0  # images whose true puzzle has exactly one solution
     check_seconds: float = 0.0
+    misread: list = field(default_factory=list)  # per image with a wrong or unreadable digit: name, what went wrong
 
     def row(self, name: str) -> dict:
         images = max(1, self.images)
@@ -106,6 +107,7 @@ class Score:
             "top_confusions": [f"{t}->{r} x{k}" for (t, r), k in self.confusion.most_common(8)],
             "seconds_per_image": self.seconds / images,
             "check_seconds_per_image": checked and self.check_seconds / images,
+            "misread": self.misread,
         }
 
 
@@ -132,17 +134,20 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
     if read is None:
         try:
             read = parse_digits_answer(answers["digits"], n)
-        except VlmSudokuError:
+        except VlmSudokuError as exc:
             score.unreadable += 1
+            score.misread.append({"image": item.name, "unreadable": str(exc)})
     score.cells += n * n
     if read is not None:
         right = sum(read[r][c] == truth.givens[r][c] for r in range(n) for c in range(n))
         score.cells_right += right
         score.grid_exact += right == n * n
-        for r in range(n):
-            for c in range(n):
-                if read[r][c] != truth.givens[r][c]:
-                    score.confusion[(sym(truth.givens[r][c]), sym(read[r][c]))] += 1
+        wrong = [(r, c) for r in range(n) for c in range(n) if read[r][c] != truth.givens[r][c]]
+        for r, c in wrong:
+            score.confusion[(sym(truth.givens[r][c]), sym(read[r][c]))] += 1
+        if wrong:
+            score.misread.append({"image": item.name, "cells": [f"r{r + 1}c{c + 1} {sym(truth.givens[r][c])}->"
+                                                                f"{sym(read[r][c])}" for r, c in wrong]})
         after = read if checked is None else checked
         right = sum(after[r][c] == truth.givens[r][c] for r in range(n) for c in range(n))
         score.cells_right_checked += right
@@ -310,8 +315,11 @@ def table(rows: list[dict]) -> str:
 @click.option("--provider", default="auto", show_default=True, help="onnx backend: cpu, cuda, tensorrt or auto.")
 @click.option("--views", type=click.IntRange(1, len(ZOOMS)), default=len(ZOOMS), show_default=True,
               help="onnx backend: grid views the digits are read from, as vlm-solve --views.")
+@click.option("--misread", is_flag=True, help="After the table, each image read with a wrong digit: its cells "
+                                              "(true->read), or why the answer was unreadable (--json has them always).")
 @click.option("--json", "as_json", is_flag=True)
-def main(model: Path, backend: str, sets: str, count: int, provider: str, views: int, as_json: bool) -> None:
+def main(model: Path, backend: str, sets: str, count: int, provider: str, views: int, misread: bool,
+         as_json: bool) -> None:
     """Score a model's reading of puzzle images."""
     names = [s.strip() for s in sets.split(",") if s.strip()]
     unknown = [s for s in names if s not in SETS]
@@ -326,7 +334,17 @@ def main(model: Path, backend: str, sets: str, count: int, provider: str, views:
 
         reader = Pipeline.load(model, provider=provider, views=views)
     rows = evaluate(reader, names, count)
-    click.echo(json.dumps(rows) if as_json else table(rows))
+    click.echo(json.dumps(rows) if as_json else table(rows) + ("\n\n" + misread_lines(rows) if misread else ""))
+
+
+def misread_lines(rows: list[dict]) -> str:
+    """One line per image read with a wrong digit: what is left to fix, by name (a render's name is its seed)."""
+    lines = []
+    for r in rows:
+        for m in r["misread"]:
+            what = f"unreadable: {m['unreadable']}" if "unreadable" in m else ", ".join(m["cells"])
+            lines.append(f"{r['set']} {m['image']}: {what}")
+    return "\n".join(lines) or "no image read with a wrong digit"
 
 
 if __name__ == "__main__":
