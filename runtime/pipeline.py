@@ -275,6 +275,8 @@ def outcome_json(out: Outcome) -> dict[str, Any]:
     from .report import result_json
 
     obj: dict[str, Any] = {"image": out.image}
+    if out.reading is not None and out.reading.viewed is not None:
+        obj["grid_found"] = out.reading.viewed.corners is not None
     if out.puzzle is not None:
         obj["grid"] = out.puzzle.format_grid()  # as corrected by the reading check, if it corrected anything
         if out.check is not None and out.check.corrected:

@@ -37,7 +37,8 @@ def test_readme_example_is_read_and_solved() -> None:
     assert out["grid"] == expected
     assert out["status"] == "solved"
     assert out["solution"] == "".join("".join(map(str, row)) for row in solve(truth).solutions[0])
-    assert out["views"] == 3 and out["timings"]["more_views"] > 0
+    assert out["views"] == 3 and out["timings"]["more_views"] > 0 and out["grid_found"] is True
+    assert "no grid found" not in proc.stderr
     text = run(str(EXAMPLE))  # as README's first command prints it
     assert text.returncode == 0 and "read: 9x9 sudoku (digits from 3 grid views)" in text.stdout
     assert "| more views " in text.stdout
@@ -63,6 +64,21 @@ def test_the_torch_baseline_says_it_reads_one_view_without_the_check() -> None:
     assert "one grid view and no reading check with --backend torch" in proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "solved" and out["views"] == 1
+
+
+def test_a_picture_without_a_grid_is_read_whole_and_vlm_solve_says_so(tmp_path) -> None:
+    """A page of text: the locator finds no grid, the grid-view model reads the whole picture, and vlm-solve
+    says on stderr that such a reading is unlikely to be right (and grid_found is false in --json)."""
+    from PIL import Image, ImageDraw
+
+    page = Image.new("RGB", (640, 480), "white")
+    draw = ImageDraw.Draw(page)
+    for y in range(10, 470, 14):
+        draw.text((10, y), "Place the digits 1-9 once in every row, column and box. " * 2, fill="black")
+    page.save(tmp_path / "page.png")
+    proc = run(str(tmp_path / "page.png"), "--json")
+    assert "no grid found in the picture: the model read the whole picture" in proc.stderr
+    assert json.loads(proc.stdout.splitlines()[0])["grid_found"] is False
 
 
 def test_precision_the_export_lacks_is_a_one_line_error() -> None:
