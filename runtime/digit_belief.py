@@ -21,10 +21,10 @@ from ..solver.symbols import default_alphabet
 from .answers import locate_digits_answer
 from .tokenizer import Tokenizer
 
-# The probability a view is taken to give a symbol that is not among its top choices for the cell. It is below
-# what the engine keeps (a fourth choice under 1e-4 is rare) and high enough that one view's silence does not
-# veto a symbol the others agree on: with three views, two at 0.9 and one silent give 0.9^(2/3) * 1e-4^(1/3) =
-# 0.04, still under a symbol all three give 0.3.
+# The probability a view is taken to give a symbol that is not among its top choices for the cell (the engine
+# keeps four, so the true figure is at most the fourth's, usually far less). A floor rather than zero, so that one
+# view's silence weighs heavily against a symbol without ruling it out: two views at 0.9 and one silent give
+# 0.9^(2/3) * 1e-4^(1/3) = 0.04, below a symbol all three give 0.3 but above one they all doubt.
 UNSEEN_P = 1e-4
 
 
