@@ -276,7 +276,7 @@ def _print_outcome(out) -> None:
         views = f" (digits from {out.views} grid views)" if out.views > 1 else ""
         click.echo(f"read: {out.puzzle.size}x{out.puzzle.size} {kind}sudoku"
                    + (f" with {', '.join(dict.fromkeys(rules))}" if rules else "") + views)
-        read = out.check.read_puzzle if out.check is not None else out.puzzle  # the model's reading, as given
+        read = out.read_puzzle  # the model's reading, as given
         click.echo(pretty_grid(read.givens, read))
     if out.check is not None:
         for line in check_lines(out.check):

@@ -201,13 +201,6 @@ class Pipeline:
                     raise
         return combine_beliefs(beliefs) if beliefs else None
 
-    def check(self, puzzle: Puzzle, result: SolveResult, belief: DigitBelief | None) -> ReadingCheck | None:
-        """The reading check of ``puzzle`` (whose givens are ``belief``'s grid) with ``result``: None when the
-        check is off or there is no belief to take alternatives from."""
-        if not self.check_reading or belief is None:
-            return None
-        return check_belief(puzzle, result, belief)
-
     def solve_path(self, path: str | Path, on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> Outcome:
         """Read and solve one image file; errors are captured in the outcome, never raised."""
         out = Outcome(str(path))
@@ -260,10 +253,10 @@ class Pipeline:
         out.result = solve(out.puzzle)
         out.timings["solve"] = out.result.seconds
         stage("solve", {"status": out.result.status, "solve": out.result.seconds, "views": out.views})
-        if out.result.status != SOLVED:
-            if belief is None and self.check_reading:
+        if out.result.status != SOLVED and self.check_reading:
+            if belief is None:
                 belief = self.belief(reading, out.puzzle.size)
-            out.check = self.check(out.puzzle, out.result, belief)
+            out.check = check_belief(out.puzzle, out.result, belief) if belief is not None else None
             if out.check is not None:
                 out.timings["reading_check"] = out.check.seconds
                 out.puzzle, out.result = out.check.puzzle, out.check.result

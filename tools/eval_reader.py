@@ -243,7 +243,7 @@ def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, G
     if read is None or read.size != size:
         return None, None
     corrected = out.check is not None and out.check.corrected
-    return read.givens, out.puzzle.givens if corrected and out.puzzle is not None else None
+    return read.givens, out.check.puzzle.givens if corrected else None
 
 
 def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True) -> list[dict]:
