@@ -401,13 +401,18 @@ def _refine_sides(quad: np.ndarray, pts: np.ndarray, comp: np.ndarray, origin: n
     fitted to a whole side, with outliers dropped, does not move.
     """
     lines = []
+    unseen = 0
     for s in range(4):
         a, b = quad[s], quad[(s + 1) % 4]
         line = _fit_side(a, b, pts, comp)
         if line is None:
+            # a border cut off by the picture's edge, or one too faint to be ink (blur, glare) while the lines
+            # that cross it end on it: the hull's side, where that ink ends, is the best guess. One such side
+            # at most, and not on the frame: the grid score still has to pass.
             if not _on_frame(a + origin, b + origin, image_shape):
-                return None
-            # a border cut off by the picture's edge: the edge is the best guess
+                unseen += 1
+                if unseen > 1:
+                    return None
             u = (b - a) / max(float(np.hypot(*(b - a))), 1e-9)
             nu = np.array([u[1], -u[0]])
             line = (nu, float(nu @ a))
