@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from PIL import Image
 
 from vlm_sudoku.runtime.answers import parse_rules_answer
-from vlm_sudoku.tools.eval_reader import Item, Score, rules_drawn, score_item
+from vlm_sudoku.tools.eval_reader import Item, Score, retaken_photo_items, rules_drawn, score_item
 from vlm_sudoku.tools.render import digits_answer, rules_answer
+
+from .paths import PHOTOS
 
 ANTIKING = '{"size":4,"rules":[{"type":"antiking"}]}'
 KROPKI = '{"size":4,"rules":[{"type":"kropki","color":"white","cells":["r1c1","r1c2"]}]}'
@@ -94,3 +98,20 @@ def test_each_misread_image_is_named_with_its_wrong_cells() -> None:
     lines = misread_lines([row]).splitlines()
     assert lines[0] == "set wrong: r4c3 2->3" and lines[1].startswith("set garbled: unreadable: ")
     assert misread_lines([Score().row("empty")]) == "no image read with a wrong digit"
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/data/photos_train is not checked out")
+def test_retaken_photos_are_new_pictures_of_the_validation_puzzles_and_the_same_every_run() -> None:
+    from vlm_sudoku.tools.train.photos import VALIDATION_PHOTOS, load_photos, split
+
+    _train, val = split(load_photos(PHOTOS))
+    first = list(retaken_photo_items(len(val) + 2))
+    again = list(retaken_photo_items(3))
+    assert len(first) == len(val) + 2
+    assert {item.name.split("#")[0] for item in first} == set(VALIDATION_PHOTOS)
+    assert [item.name for item in first[-2:]] == [f"{val[0].path.name}#1", f"{val[1].path.name}#1"]
+    assert [item.puzzle for item in first[:3]] == [p.puzzle for p in val[:3]]
+    for a, b in zip(first, again):
+        assert a.name == b.name and np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    # a re-take of the same photo is another picture
+    assert not np.array_equal(np.asarray(first[0].image.resize((64, 64))), np.asarray(first[len(val)].image.resize((64, 64))))
