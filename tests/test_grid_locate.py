@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
+from vlm_sudoku.runtime import grid_locate
 from vlm_sudoku.runtime.grid_locate import locate_grid
 from vlm_sudoku.tools.render import sample
 
@@ -45,6 +46,28 @@ def test_a_border_too_faint_to_be_ink_is_where_the_lines_crossing_it_end() -> No
     # ink anywhere along it, while the rows' lines run up to it (it was "no grid" before)
     item = sample(10**9 + 74, sizes=(4, 6, 9, 16), kinds="all")
     assert _error(locate_grid(item.image), item.corners) < TOLERANCE
+
+
+def _grid_apart_from_its_border(gap: int) -> Image.Image:
+    """A 9x9 grid whose inner lines stop ``gap`` pixels short of its outer border, as blur and grey paper leave
+    them: the border and the lines inside it are then two components, neither of which looks like a grid."""
+    img = Image.new("RGB", (420, 420), (235, 235, 228))
+    d = ImageDraw.Draw(img)
+    x0, side, ink = 60, 300, (40, 40, 40)
+    d.rectangle([x0 - 2, x0 - 2, x0 + side + 2, x0 + side + 2], outline=ink, width=4)
+    for i in range(1, 9):
+        p, w = x0 + i * side / 9, 3 if i % 3 == 0 else 1
+        d.line([(p, x0 + 2 + gap), (p, x0 + side - 2 - gap)], fill=ink, width=w)
+        d.line([(x0 + 2 + gap, p), (x0 + side - 2 - gap, p)], fill=ink, width=w)
+    return img
+
+
+def test_lines_come_apart_from_the_border_are_bridged_when_nothing_else_is_found(monkeypatch) -> None:
+    image = _grid_apart_from_its_border(2)
+    truth = [(60.0, 60.0), (361.0, 60.0), (361.0, 361.0), (60.0, 361.0)]
+    assert _error(locate_grid(image), truth) < TOLERANCE
+    monkeypatch.setattr(grid_locate, "BRIDGED_GAPS", (0,))
+    assert locate_grid(image) is None  # the plain ink alone: no component looks like a grid
 
 
 def test_corner_order_is_top_left_clockwise() -> None:
