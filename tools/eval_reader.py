@@ -230,6 +230,15 @@ def by_kind_items(count: int) -> Iterator[Item]:
         yield Item(f"seed{seed}", r.image, r.puzzle)
 
 
+SET_NOTES = {  # what each set is, in the words a reader of a table needs
+    "photos-val": "the 32 validation photos: 12 newspaper puzzles never trained on",
+    "photos-val-retaken": "seeded re-takes of those photos, each another crop, tilt, light and JPEG",
+    "rendered-classic": "classic 9x9 renders from seeds the training never draws",
+    "rendered-classic-all-sizes": "classic 4x4, 6x6, 9x9 and 16x16 renders",
+    "rendered-variants": "renders of 4x4 to 16x16 puzzles of every variant kind",
+    "rendered-by-kind": "9x9 renders of one variant kind each, the kinds in turn",
+}
+
 SETS: dict[str, Callable[[int], Iterator[Item]]] = {
     "photos-val": lambda n: photo_items(None),
     "photos-val-retaken": retaken_photo_items,

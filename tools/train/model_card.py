@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..eval_reader import SET_NOTES
 from . import recipe
 from .data import Mix
 
@@ -70,6 +71,7 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
             checked = "-" if r.get("grid_exact_checked") is None else f"{100 * r['grid_exact_checked']:.1f}%"
             lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {checked} | "
                          f"{100 * r['cell_accuracy']:.2f}% | {rules} |")
+        lines += [""] + [f"- {r['set']}: {SET_NOTES[r['set']]}" for r in eval_rows if r["set"] in SET_NOTES]
     lines += ["", "## Data attribution", "", ATTRIBUTION, ""]
     return "\n".join(lines)
 
