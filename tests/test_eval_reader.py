@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from vlm_sudoku.runtime.answers import parse_rules_answer
-from vlm_sudoku.tools.eval_reader import Item, Score, retaken_photo_items, rules_drawn, score_item
+from vlm_sudoku.tools.eval_reader import Item, Score, retaken_photo_items, rules_drawn, score_item, table
 from vlm_sudoku.tools.render import digits_answer, rules_answer
 
 from .paths import PHOTOS
@@ -34,7 +34,7 @@ def test_rules_exact_is_also_counted_over_the_puzzles_whose_rules_are_drawn() ->
 def test_rule_types_count_apart_from_the_cells_and_per_kind() -> None:
     """A kropki dot between the wrong cells has the right rule types but is not exact; a kropki puzzle read
     as XV has neither; each is tallied under its true kinds. The by-kind set cycles through the kinds."""
-    from vlm_sudoku.tools.eval_reader import by_kind_items, table
+    from vlm_sudoku.tools.eval_reader import by_kind_items
     from vlm_sudoku.tools.render.puzzles import VARIANT_KINDS
 
     kropki = parse_rules_answer(KROPKI)
@@ -52,6 +52,29 @@ def test_rule_types_count_apart_from_the_cells_and_per_kind() -> None:
     assert [item.puzzle.size for item in items] == [9, 9]
     first = {c.rule for c in items[0].puzzle.constraints}
     assert first == {VARIANT_KINDS[0]} and {c.rule for c in items[1].puzzle.constraints} == {VARIANT_KINDS[1]}
+
+
+def test_marked_cells_count_places_apart_from_kinds_and_counts() -> None:
+    """A thermometer read in its place scores F1 1 against the truth and 0 against the truth turned half round;
+    one read of the right length elsewhere scores 0 against the truth; half its cells right, 0.5. A puzzle with
+    no marked cells (anti-king) is not counted; an unreadable answer scores 0."""
+    thermo = '{"size":4,"rules":[{"type":"thermo","cells":["r1c1","r1c2","r2c2","r2c3"]}]}'
+    truth = parse_rules_answer(thermo)
+    elsewhere = thermo.replace('"r1c1","r1c2","r2c2","r2c3"', '"r4c1","r4c2","r3c2","r3c3"')
+    half = thermo.replace('"r1c1","r1c2","r2c2","r2c3"', '"r1c1","r1c2","r3c2","r3c3"')
+    turned = thermo.replace('"r1c1","r1c2","r2c2","r2c3"', '"r4c4","r4c3","r3c3","r3c2"')
+    blank = Image.new("RGB", (8, 8))
+    rows = []
+    for read in (thermo, elsewhere, half, turned, "not json"):
+        score = Score()
+        score_item(Item("x", blank, truth), {"rules": read, "digits": digits_answer(truth)}, score)
+        antiking = parse_rules_answer(ANTIKING)
+        score_item(Item("y", blank, antiking), {"rules": ANTIKING, "digits": digits_answer(antiking)}, score)
+        rows.append(score.row("set"))
+    assert [r["marked"] for r in rows] == [1] * 5
+    assert [r["marked_cells_f1"] for r in rows] == [1.0, 0.0, 0.5, 0.0, 0.0]
+    assert [r["marked_cells_f1_rotated"] for r in rows] == [0.0, 0.5, 0.5, 1.0, 0.0]
+    assert "| 1.00 (0.00) of 1 |" in table(rows[:1])
 
 
 def test_a_reading_is_scored_as_the_pipeline_settles_it(monkeypatch) -> None:
@@ -105,8 +128,8 @@ def test_retaken_photos_are_new_pictures_of_the_validation_puzzles_and_the_same_
     from vlm_sudoku.tools.train.photos import VALIDATION_PHOTOS, load_photos, split
 
     _train, val = split(load_photos(PHOTOS))
-    first = list(retaken_photo_items(len(val) + 2))
-    again = list(retaken_photo_items(3))
+    first = list(retaken_photo_items(len(val) + 2, PHOTOS))
+    again = list(retaken_photo_items(3, PHOTOS))
     assert len(first) == len(val) + 2
     assert {item.name.split("#")[0] for item in first} == set(VALIDATION_PHOTOS)
     assert [item.name for item in first[-2:]] == [f"{val[0].path.name}#1", f"{val[1].path.name}#1"]
