@@ -173,7 +173,6 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         truth_marked = marked_cells(truth)
         if truth_marked:
             got = marked_cells(read_rules) if read_rules is not None else set()
-            n = truth.size
             score.marked += 1
             score.marked_f1 += f1(got, truth_marked)
             score.marked_f1_rotated += f1(got, {(rule, (n - 1 - r, n - 1 - c)) for rule, (r, c) in truth_marked})
@@ -212,13 +211,16 @@ def rules_drawn(puzzle: Puzzle) -> bool:
     return not any(isinstance(c, UNMARKED) for c in puzzle.constraints)
 
 
-def photo_items(count: int | None = None) -> Iterator[Item]:
-    from .train.photos import load_photos, split
+def _validation_photos(folder: Path | None) -> list:
+    from .train.photos import DEFAULT_DIR, load_photos, split
 
+    return split(load_photos(folder or DEFAULT_DIR))[1]
+
+
+def photo_items(count: int | None = None, folder: Path | None = None) -> Iterator[Item]:
     from ..runtime.image_io import load_image
 
-    _train, val = split(load_photos())
-    for p in val[:count]:
+    for p in _validation_photos(folder)[:count]:
         yield Item(p.path.name, load_image(p.path), p.puzzle)
 
 
@@ -229,9 +231,9 @@ def retaken_photo_items(count: int, folder: Path | None = None) -> Iterator[Item
     photos of the same kind. The same photos re-taken with another crop, tilt, light and JPEG (the training's
     photo augmentation, tools/train/photos.py) show how much of a rate holds when the picture changes.
     """
-    from .train.photos import DEFAULT_DIR, augment, load_photos, split
+    from .train.photos import augment
 
-    _train, val = split(load_photos(folder or DEFAULT_DIR))
+    val = _validation_photos(folder)
     for i in range(count):
         photo = val[i % len(val)]
         image = augment(photo, random.Random(EVAL_SEED_BASE + 3 * 10**6 + i))
