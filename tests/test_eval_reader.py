@@ -77,6 +77,22 @@ def test_marked_cells_count_places_apart_from_kinds_and_counts() -> None:
     assert "| 1.00 (0.00) of 1 |" in table(rows[:1])
 
 
+def test_few_clue_puzzles_have_one_or_two_clues_of_one_marking_kind_each() -> None:
+    from collections import Counter
+
+    from vlm_sudoku.tools.eval_reader import few_clue_items
+
+    items = list(few_clue_items(10))
+    assert len({item.name for item in items}) == 10
+    kinds = []
+    for item in items:
+        rules = Counter(c.rule for c in item.puzzle.constraints)
+        assert item.puzzle.size == 9 and rules and max(rules.values()) <= 2
+        kinds.append(frozenset(rules) - {"even"} if "odd" in rules else frozenset(rules))
+        assert item.image.size[0] > 100
+    assert len(set(kinds)) == 10  # a different kind each, in turn
+
+
 def test_a_reading_is_scored_as_the_pipeline_settles_it(monkeypatch) -> None:
     """The digits scored "as read" are the views' joint reading (what vlm-solve takes), and "after the check"
     what the check made of it: a misreading of the first view only is right as read with three views; with

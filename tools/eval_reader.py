@@ -259,6 +259,25 @@ def by_kind_items(count: int) -> Iterator[Item]:
         yield Item(f"seed{seed}", r.image, r.puzzle)
 
 
+def few_clue_items(count: int) -> Iterator[Item]:
+    """9x9 puzzles of one marking kind each (the kinds whose rules sit on cells, in turn) cut to 1-2 clues of
+    it (render.puzzles.fewer_clues, the training's one-rule curriculum), on their own seeds.
+
+    Why: where a puzzle has one or two cages, lines or dots, writing their cells is the whole task, so this set
+    (with marked_cells_f1) shows whether a model has begun to place markings before it reads full puzzles."""
+    from .render import render
+    from .render.puzzles import fewer_clues, sample_puzzle
+    from ..solver.generate import GLOBAL_KINDS
+
+    kinds = [k for k in _variant_kinds() if k not in GLOBAL_KINDS and not k.endswith("_negative")]
+    for i in range(count):
+        seed = EVAL_SEED_BASE + 4 * 10**6 + i
+        rng = random.Random(seed)
+        puzzle, _solution = sample_puzzle(rng, sizes=(9,), kinds=(kinds[i % len(kinds)],))
+        puzzle = fewer_clues(puzzle, rng)
+        yield Item(f"seed{seed}", render(puzzle, rng).image, puzzle)
+
+
 SET_NOTES = {  # what each set is, in the words a reader of a table needs
     "photos-val": "the 32 validation photos: 12 newspaper puzzles never trained on",
     "photos-val-retaken": "seeded re-takes of those photos, each another crop, tilt, light and JPEG",
@@ -266,6 +285,7 @@ SET_NOTES = {  # what each set is, in the words a reader of a table needs
     "rendered-classic-all-sizes": "classic 4x4, 6x6, 9x9 and 16x16 renders",
     "rendered-variants": "renders of 4x4 to 16x16 puzzles of every variant kind",
     "rendered-by-kind": "9x9 renders of one variant kind each, the kinds in turn",
+    "rendered-few-clues": "9x9 renders with 1-2 clues of one marking kind each (cages, lines, dots, shading)",
 }
 
 SETS: dict[str, Callable[[int], Iterator[Item]]] = {
@@ -275,6 +295,7 @@ SETS: dict[str, Callable[[int], Iterator[Item]]] = {
     "rendered-classic-all-sizes": lambda n: rendered_items("classic", n, (4, 6, 9, 16)),
     "rendered-variants": lambda n: rendered_items(",".join(_variant_kinds()), n, (4, 6, 9, 16)),
     "rendered-by-kind": by_kind_items,
+    "rendered-few-clues": few_clue_items,
 }
 
 
