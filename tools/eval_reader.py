@@ -23,7 +23,9 @@ the grid, which the grid view does not show. rules_types counts the answers that
 the right size, regions (irregular or not) and set of rule types, whatever their
 cells: a model that has not learnt to see a marking guesses its type, one that sees
 it but misplaces it gets the type right. The rendered-by-kind set draws 9x9 puzzles of
-one variant kind each, in turn, and reports both per kind (rules_by_kind).
+one variant kind each, in turn, and reports both per kind (rules_by_kind); rendered-few-clues
+draws them with 1-2 clues of one marking kind. marked_cells_f1 scores where the rules read sit
+(the (rule, cell) pairs), beside the same score against the truth turned half round.
 """
 
 from __future__ import annotations
