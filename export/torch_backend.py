@@ -17,10 +17,11 @@ from PIL import Image
 
 from ..runtime.engine import EncodedImage, Generation
 from ..runtime.grid_view import load_grid_view
+from ..runtime.marks_map import load_layers
 from ..runtime.model_config import GenerationTokens
 from ..runtime.pipeline import QUESTION_ORDER, Pipeline, Reading
 from ..runtime.preprocess import ImageSettings, num_image_tokens, preprocess
-from ..runtime.prompts import QUESTIONS, prompt_ids
+from ..runtime.prompts import prompt_ids, question_text
 from ..runtime.tokenizer import Tokenizer
 
 
@@ -41,6 +42,7 @@ class TorchPipeline(Pipeline):
         self.tokenizer = Tokenizer.from_folder(model_dir)
         self.image_settings = ImageSettings.from_json(Path(model_dir))
         self.grid_view = load_grid_view(model_dir)
+        self.map_layers = load_layers(model_dir)
         gen = GenerationTokens.from_folder(model_dir)
         self.stop_ids = sorted({*self.tokenizer.stop_ids, *gen.eos_token_ids})
         self.max_new_tokens = max_new_tokens
@@ -82,9 +84,10 @@ class TorchPipeline(Pipeline):
                                         time.perf_counter() - t0, 0.0))
             pixels.append(pixel_values)
         pixel_values, grid = np.concatenate(pixels), np.concatenate([e.grid_thw for e in encoded])
-        answers = {}
-        for q in questions:
-            ids = prompt_ids(self.tokenizer, QUESTIONS[q], [e.num_tokens for e in encoded])
+        answers: dict[str, Generation] = {}
+
+        def ask(q: str) -> None:
+            ids = prompt_ids(self.tokenizer, question_text(q), [e.num_tokens for e in encoded])
             t = time.perf_counter()
             tokens = self.generate_ids(ids, pixel_values, grid, self.max_new_tokens)
             elapsed = time.perf_counter() - t
@@ -94,4 +97,9 @@ class TorchPipeline(Pipeline):
             # generate does not separate prefill from decoding: the whole call counts as decoding.
             answers[q] = Generation(tokens, text, len(ids), 0.0, elapsed, len(tokens) < self.max_new_tokens,
                                     len(tokens))
+
+        for q in questions:
+            ask(q)
+        for q in self.map_questions(answers):  # the marks maps the rules answer calls for (runtime/marks_map.py)
+            ask(q)
         return Reading(encoded, answers, 0, 0.0, viewed)

@@ -27,12 +27,13 @@ from ..solver.errors import ModelOutputError, VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import SOLVED, SolveResult, solve
-from .answers import read_answers
+from .answers import parse_rules_answer, read_answers
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .prompts import QUESTIONS, shared_prompt
+from .marks_map import layers_of, load_layers
+from .prompts import question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 
 QUESTION_ORDER = ("rules", "digits")
@@ -54,6 +55,10 @@ class Reading:
 
     def texts(self) -> dict[str, str]:
         return {q: g.text for q, g in self.answers.items()}
+
+    def maps(self) -> dict[str, str]:
+        """The marks-map answers by layer (runtime/marks_map.py; none for models that declare no map)."""
+        return {q.removeprefix("map:"): g.text for q, g in self.answers.items() if q.startswith("map:")}
 
     @property
     def image(self) -> EncodedImage:
@@ -120,6 +125,7 @@ class Pipeline:
         self.load_s = engine.load_s
         self.provider_name, self.precision, self.notes = engine.provider_name, engine.precision, engine.choice.notes
         self.grid_view: GridView | None = load_grid_view(engine.folder)
+        self.map_layers: tuple[str, ...] = load_layers(engine.folder)
 
     def view(self, image: Image.Image) -> tuple[Image.Image, Viewed | None]:
         """What the model reads: the grid view for models trained on one, else the picture itself."""
@@ -153,34 +159,56 @@ class Pipeline:
             reading.more_views_s = time.perf_counter() - t
         return reading
 
+    def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:
+        """The marks-map questions (runtime/marks_map.py) to ask after these answers: one per declared layer
+        whose rules the rules answer names. None for models that declare no layer or a rules answer that is
+        not a puzzle (settle reports that)."""
+        if not self.map_layers or "rules" not in answers:
+            return ()
+        try:
+            rules = parse_rules_answer(answers["rules"].text)
+        except VlmSudokuError:
+            return ()
+        return tuple(f"map:{layer}" for layer in layers_of(rules, self.map_layers))
+
     def _ask(self, encoded: list[EncodedImage], questions: tuple[str, ...],
              on_text: Callable[[str, str], None] | None) -> tuple[dict[str, Generation], int, float]:
         """The answers to ``questions`` about ``encoded`` (one shared prefix for several unless share_prefix is
-        off; one question is one prefill of its whole prompt), the prefix's length and its prefill time."""
+        off; one question is one prefill of its whole prompt), then to the marks-map questions they call for
+        (on the same prefix), the prefix's length and its prefill time."""
         engine = self.engine
-        prompt = shared_prompt(engine.tokenizer, [e.num_tokens for e in encoded], {q: QUESTIONS[q] for q in questions})
+        maybe = [f"map:{layer}" for layer in self.map_layers] if "rules" in questions else []
+        prompt = shared_prompt(engine.tokenizer, [e.num_tokens for e in encoded],
+                               {q: question_text(q) for q in [*questions, *maybe]})
         answers: dict[str, Generation] = {}
         prefix_s = 0.0
         cache = None
-        if self.share_prefix and len(questions) > 1:
+        if self.share_prefix and len(questions) + len(maybe) > 1:
             t = time.perf_counter()
-            longest = max(len(prompt.suffix_ids[q]) for q in questions)
+            longest = max(len(ids) for ids in prompt.suffix_ids.values())
             engine.reserve(len(prompt.prefix_ids) + longest, self.max_new_tokens)  # one size for prefix and answers
             _logits, cache = engine.prefill(prompt.prefix_ids, encoded)
             prefix_s = time.perf_counter() - t
         for q in questions:
-            callback = (lambda text, q=q: on_text(q, text)) if on_text else None
-            # the digits answer carries the model's next choices per token when the views' belief or the reading
-            # check may need them
-            wanted = q == "digits" and (self.check_reading or self.views > 1)
-            alternatives = ALTERNATIVES if wanted else 0
-            if cache is not None:
-                answers[q] = engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=self.max_new_tokens,
-                                             on_text=callback, alternatives=alternatives)
-            else:
-                answers[q] = engine.generate(prompt.full(q), images=encoded, max_new_tokens=self.max_new_tokens,
-                                             on_text=callback, alternatives=alternatives)
+            self._answer(q, prompt, encoded, cache, answers, on_text)
+        for q in self.map_questions(answers):
+            self._answer(q, prompt, encoded, cache, answers, on_text)
         return answers, len(prompt.prefix_ids), prefix_s
+
+    def _answer(self, q: str, prompt, encoded: list[EncodedImage], cache, answers: dict[str, Generation],
+                on_text: Callable[[str, str], None] | None) -> None:
+        engine = self.engine
+        callback = (lambda text, q=q: on_text(q, text)) if on_text else None
+        # the digits answer carries the model's next choices per token when the views' belief or the reading
+        # check may need them
+        wanted = q == "digits" and (self.check_reading or self.views > 1)
+        alternatives = ALTERNATIVES if wanted else 0
+        if cache is not None:
+            answers[q] = engine.generate(prompt.suffix_ids[q], past=cache, max_new_tokens=self.max_new_tokens,
+                                         on_text=callback, alternatives=alternatives)
+        else:
+            answers[q] = engine.generate(prompt.full(q), images=encoded, max_new_tokens=self.max_new_tokens,
+                                         on_text=callback, alternatives=alternatives)
 
     def read(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER) -> dict[str, str]:
         """The answers' texts (the interface tools/eval_reader.py scores)."""
@@ -242,7 +270,7 @@ class Pipeline:
         with a reading; raises VlmSudokuError for answers that are not a puzzle."""
         stage = on_stage or (lambda name, info: None)
         t = time.perf_counter()
-        out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text)
+        out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text, reading.maps())
         # one answer's choices are weighed only if the check runs (a 152k vocabulary's log-softmax is ~1.5 ms a
         # token); several views' are combined first
         belief = self.belief(reading, out.puzzle.size) if reading.more_digits else None

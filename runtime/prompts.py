@@ -47,6 +47,40 @@ DIGITS_PROMPT = (
 )
 QUESTIONS: dict[str, str] = {"rules": RULES_PROMPT, "digits": DIGITS_PROMPT}
 
+# The marks map (runtime/marks_map.py): a third question, one per layer, asked only of models that declare the
+# layer. Question names are "map:<layer>".
+_MAP_ROWS = "Write one line per row, top to bottom, one code per cell: "
+_LINE_STEPS = ("'.' off the lines, else the step to the next cell of its line as on a number pad (6 right, 2 down, "
+               "3 down-right, 1 down-left, 4 left, 8 up, 7 up-left, 9 up-right), 5 at the line's last cell.")
+_LINE_NAMES = {"thermo": ("thermometers", " A thermometer starts at its bulb."),
+               "arrow": ("arrows", " An arrow starts at its circle."),
+               "whisper": ("German whispers lines", " A line starts at its end nearer the top-left."),
+               "renban": ("renban lines", " A line starts at its end nearer the top-left."),
+               "palindrome": ("palindrome lines", " A line starts at its end nearer the top-left."),
+               "between": ("between lines", " A line starts at its end nearer the top-left.")}
+MAP_QUESTIONS: dict[str, str] = {
+    "map:regions": "Draw the region walls of this Sudoku as a map. " + _MAP_ROWS
+                   + "1 for a thick wall on the cell's right, 2 below it, 3 both, '.' neither.",
+    "map:killer": "Draw the killer cages of this Sudoku as a map. " + _MAP_ROWS
+                  + "'.' outside the cages, K in a cage, H if its cage goes on to the right, V if it goes on "
+                    "down, X both; after the letter, the cage sum printed in that cell.",
+    **{f"map:{k}": f"Draw the {name} of this Sudoku as a map. " + _MAP_ROWS + _LINE_STEPS + start
+       for k, (name, start) in _LINE_NAMES.items()},
+    "map:kropki": "Draw the kropki dots of this Sudoku as a map. " + _MAP_ROWS
+                  + "3 x (the dot on its right edge) + (the dot on its bottom edge), where a white dot is 1 and "
+                    "a black dot 2; '.' for no dot.",
+    "map:xv": "Draw the X and V marks of this Sudoku as a map. " + _MAP_ROWS
+              + "3 x (the mark on its right edge) + (the mark on its bottom edge), where X is 1 and V is 2; "
+                "'.' for no mark.",
+    "map:odd_even": "Mark the odd and even cells of this Sudoku as a map. " + _MAP_ROWS
+                    + "1 for an odd cell (grey circle), 2 for an even cell (grey square), '.' neither.",
+}
+
+
+def question_text(name: str) -> str:
+    """The text of a question by name: the product's two, or a marks-map layer's ("map:<layer>")."""
+    return QUESTIONS[name] if name in QUESTIONS else MAP_QUESTIONS[name]
+
 
 class PromptError(InputError, ValueError):
     """A prompt text the chat template cannot carry (it holds a special-token string)."""

@@ -223,15 +223,18 @@ def test_several_gpus_draw_the_samples_of_one() -> None:
 
 
 def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen2_vl_dir, tmp_path) -> None:
-    """`train.loop --context-view` (and the few-clues curriculum): three steps on the CPU from a grid-view base;
-    the checkpoint and the exported folder say so, and the base folder itself is left as it was. A base that reads whole pictures
-    cannot take one."""
+    """`train.loop --context-view` (with the few-clues curriculum and the marks-map question): three steps on the
+    CPU from a grid-view base; the checkpoint and the exported folder say so (the folder declares the trained
+    marks-map layers), and the base folder itself is left as it was. A base that reads whole pictures cannot take
+    a context view."""
     import json
     import shutil
     import subprocess
     import sys
 
     from vlm_sudoku.runtime.grid_view import CONFIG_KEY, load_grid_view
+    from vlm_sudoku.runtime.marks_map import load_layers
+    from vlm_sudoku.tools.train.data import TRAINED_LAYERS
 
     def loop(*args: str) -> subprocess.CompletedProcess:  # a process of its own: the loop ends in os._exit
         return subprocess.run([sys.executable, "-m", "vlm_sudoku.tools.train.loop", *args], capture_output=True,
@@ -243,12 +246,14 @@ def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen
     (base / "preprocessor_config.json").write_text(json.dumps({**pre, CONFIG_KEY: {"size": 224, "margin": 20}}))
     args = ["--base", str(base), "--ckpt", str(tmp_path / "ckpt"), "--minutes", "2", "--total-steps", "3",
             "--batch", "2", "--workers", "0", "--warmup", "1", "--photo-rate", "0", "--final-out", str(tmp_path / "out")]
-    result = loop(*args, "--context-view", "168", "--few-clues", "0.5")
+    result = loop(*args, "--context-view", "168", "--few-clues", "0.5", "--marks", "0.5")
     assert result.returncode == 0, result.stderr[-2000:]
     state = json.loads((tmp_path / "out" / "w32" / "state.json").read_text())
     assert state["step"] == 3 and state["config"]["context_view"] == 168 and state["config"]["few_clues"] == 0.5
+    assert state["config"]["marks"] == 0.5
     assert load_grid_view(tmp_path / "out" / "hf").context == 168
-    assert load_grid_view(base).context == 0
+    assert load_layers(tmp_path / "out" / "hf") == TRAINED_LAYERS
+    assert load_grid_view(base).context == 0 and load_layers(base) == ()
     shutil.copy2(tiny_qwen2_vl_dir / "preprocessor_config.json", base / "preprocessor_config.json")
     refused = loop(*args, "--context-view", "168")
     assert refused.returncode == 2 and "needs a grid view" in refused.stderr

@@ -27,12 +27,13 @@ from ...runtime.answers import digits_text
 from ...runtime.grid_view import (UNIT_SQUARE, Point, apply_perspective, load_grid_view, perspective_coefficients,
                                   prompt_images)
 from ...runtime.image_io import load_image
+from ...runtime.marks_map import layers_of
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
-from ...runtime.prompts import QUESTIONS, prompt_ids
+from ...runtime.prompts import QUESTIONS, prompt_ids, question_text
 from ...runtime.tokenizer import Tokenizer
 from ...solver.puzzle import Puzzle
 from ..render import STYLE_WEIGHTS, render
-from ..render.labels import rules_answer
+from ..render.labels import map_answer, rules_answer
 from ..render.puzzles import fewer_clues, parse_kinds, sample_puzzle
 from .photos import DEFAULT_DIR, Photo, augment, load_photos, retake, split
 from .shuffle import shuffled_photo
@@ -60,9 +61,10 @@ class Mix:
     """The data recipe (recorded in the model card)."""
 
     photo_rate: float = 0.05  # share of samples that are augmented training photos
-    # What is asked, for rendered images and for photos (weights of digits, rules, cells, row).
-    questions: tuple[float, float, float, float] = (0.40, 0.25, 0.25, 0.10)
-    photo_questions: tuple[float, float, float, float] = (0.45, 0.05, 0.40, 0.10)
+    # What is asked, for rendered images and for photos (weights of digits, rules, cells, row, marks map). A
+    # marks-map draw on a puzzle with no marking is drawn again among the others.
+    questions: tuple[float, ...] = (0.40, 0.25, 0.25, 0.10, 0.0)
+    photo_questions: tuple[float, ...] = (0.45, 0.05, 0.40, 0.10, 0.0)
     cell_turns: int = 6  # single-cell questions per conversation
     dense_rate: float = 0.3  # share of puzzles drawn with 50-95% of the cells filled
     easy_samples: int = 0  # the first samples are clean app screenshots of classic 4/6/9 grids
@@ -73,7 +75,10 @@ class Mix:
     few_clues: float = 0.0  # share of variant puzzles cut to 1-2 clues of each marking (render.puzzles.fewer_clues)
 
 
-QUESTION_KINDS = ("digits", "rules", "cells", "row")
+QUESTION_KINDS = ("digits", "rules", "cells", "row", "marks")
+#: The marks-map layers the rendered puzzles train (runtime/marks_map.py; the generator draws no palindrome or
+#: between lines), which a model trained with marks-map questions declares.
+TRAINED_LAYERS = ("regions", "killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even")
 
 
 @dataclass
@@ -157,11 +162,14 @@ class SampleMaker:
                     puzzle = puzzle.with_givens(givens)
                 image, token_labels = self._view(picture, photo.corners, rng, puzzle)
                 images = self._with_context(image, picture)
-            question = rng.choices(QUESTION_KINDS, mix.photo_questions)[0]
+            weights = mix.photo_questions
         else:
             images, puzzle, token_labels = self._puzzle_image(rng, easy)
             source = "render"
-            question = rng.choices(QUESTION_KINDS, mix.questions)[0]
+            weights = mix.questions
+        question = rng.choices(QUESTION_KINDS, weights)[0]
+        if question == "marks" and not _mapped_layers(puzzle):
+            question = rng.choices(QUESTION_KINDS[:-1], weights[:-1])[0]
         processed = [preprocess(im, self.image_settings) for im in images]
         pixel_values = np.concatenate([p for p, _ in processed])
         grid = np.concatenate([g for _, g in processed])
@@ -193,6 +201,9 @@ class SampleMaker:
             return [(QUESTIONS["digits"], digits_text(puzzle))]
         if question == "rules":
             return [(QUESTIONS["rules"], rules_answer(puzzle))]
+        if question == "marks":
+            layer = rng.choice(_mapped_layers(puzzle))
+            return [(question_text(f"map:{layer}"), map_answer(puzzle, layer) or "")]
         if question == "row":
             r = rng.randrange(n)
             return [(ROW_QUESTION.format(row=r + 1), "".join(sym(v) for v in puzzle.givens[r]))]
@@ -208,6 +219,11 @@ class SampleMaker:
         sp, enc = self.tok.specials, self.tok.encode
         return [*enc("\n"), sp.im_start, *enc("user\n" + question), sp.im_end, *enc("\n"), sp.im_start,
                 *enc("assistant\n")]
+
+
+def _mapped_layers(puzzle: Puzzle) -> list[str]:
+    """The trained layers this puzzle has a map of."""
+    return [layer for layer in layers_of(puzzle, TRAINED_LAYERS) if map_answer(puzzle, layer) is not None]
 
 
 def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: Puzzle, token_px: int) -> np.ndarray:

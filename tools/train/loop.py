@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from .data import IGNORE, LABEL_CLASSES, MARKINGS, Mix, SampleMaker, collate
+from .data import IGNORE, LABEL_CLASSES, MARKINGS, TRAINED_LAYERS, Mix, SampleMaker, collate
 
 
 class _Indexed:
@@ -233,12 +233,9 @@ def load_model(base: Path, ckpt: Path | None, device: str):
     return model.to(device)
 
 
-def with_context_view(base: Path, size: int, work: Path) -> Path:
-    """A copy of the base folder whose grid view adds (size > 0) or drops (0) the context view: the samples
-    and the exported model's preprocessor_config.json then agree. Weights are linked, not copied."""
-    from ...runtime.grid_view import CONFIG_KEY, GridView
-    from ...runtime.model_config import ModelFolderError
-
+def with_settings(base: Path, work: Path, context_view: int | None = None, map_layers: bool = False) -> Path:
+    """A copy of the base folder whose preprocessor_config.json says what the training adds: the samples and
+    the exported model then agree. Weights are linked, not copied."""
     work.mkdir(parents=True, exist_ok=True)
     for f in base.iterdir():
         if not f.is_file():
@@ -247,6 +244,22 @@ def with_context_view(base: Path, size: int, work: Path) -> Path:
             (work / f.name).symlink_to(f.resolve())
         else:
             shutil.copy2(f, work / f.name)
+    if context_view is not None:
+        with_context_view(work, context_view, base)
+    if map_layers:  # the marks-map questions are asked of models that declare their layers (runtime/marks_map.py)
+        from ...runtime.marks_map import CONFIG_KEY
+
+        pre = json.loads((work / "preprocessor_config.json").read_text())
+        pre[CONFIG_KEY] = list(TRAINED_LAYERS)
+        (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+    return work
+
+
+def with_context_view(work: Path, size: int, base: Path) -> None:
+    """The folder's grid view (a copy of ``base``'s) adds (size > 0) or drops (0) the context view."""
+    from ...runtime.grid_view import CONFIG_KEY, GridView
+    from ...runtime.model_config import ModelFolderError
+
     pre = json.loads((work / "preprocessor_config.json").read_text())
     view = GridView.from_preprocessor_config(pre)
     if view is None:
@@ -257,7 +270,6 @@ def with_context_view(base: Path, size: int, work: Path) -> Path:
     except ModelFolderError as exc:
         raise click.BadParameter(str(exc), param_hint="--context-view") from None
     (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
-    return work
 
 
 def export_folder(base: Path, model, out: Path, dtype: str = "float16", shard: str = "200MB") -> None:
@@ -305,6 +317,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 @click.option("--few-clues", type=click.FloatRange(0, 1), default=Mix.few_clues, show_default=True,
               help="Share of variant puzzles cut to 1-2 clues of each marking (a one-rule curriculum: "
                    "render.puzzles.fewer_clues).")
+@click.option("--marks", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Weight of the marks-map question among rendered samples' questions (digits 0.40, rules 0.25, "
+                   "cells 0.25, row 0.10); above 0 the model declares the layers it is taught (runtime/marks_map.py).")
 @click.option("--easy-samples", type=int, default=0, show_default=True,
               help="First samples drawn as clean app screenshots of classic 4/6/9 grids (a warm-up curriculum).")
 @click.option("--final-out", type=click.Path(path_type=Path), default=None,
@@ -316,12 +331,13 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
                    "(runtime/grid_view.py); 0 turns it off. Default: the base folder's own setting.")
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
-         easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None) -> None:
+         easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
+         marks: float) -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    if context_view is not None:
-        base = with_context_view(base, context_view, Path(tempfile.mkdtemp(prefix="vlm_base_")))
+    if context_view is not None or marks:
+        base = with_settings(base, Path(tempfile.mkdtemp(prefix="vlm_base_")), context_view, marks > 0)
     procs = _Processes()
     device = procs.device
     model = load_model(base, ckpt, device)
@@ -342,6 +358,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["photo_shuffle"] = photo_shuffle
     if few_clues:
         state["config"]["few_clues"] = few_clues
+    if marks:
+        state["config"]["marks"] = marks
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
@@ -358,7 +376,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     if (ckpt / "optimizer.pt").exists() and (ckpt / "aux_head.pt").exists() and whole_head:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     trainee = procs.wrap(_one_module(model, aux))
-    mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues)
+    mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
+              questions=(*Mix.questions[:-1], marks))
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)

@@ -1,0 +1,328 @@
+"""The marks map: a rule's markings written as a raster, one code per cell, and read back into rules.
+
+Why: the default model reads digits in raster order well (each answer token's
+place walks over the grid as the image tokens do) but does not turn where a
+marking is drawn into "r4c2" (run 14: the kinds of 80% of one-marking renders
+named, the cells of none). A map asks for the same thing as the digits do: for
+each cell in turn, what is drawn in it or on its right and bottom edges. Code,
+not the model, then turns the map into cages, lines, dots and regions.
+
+The map is a third question that only models declaring it are asked
+(``vlm_sudoku_marks_map`` in preprocessor_config.json, a list of layers, as the
+grid view is declared): after the rules answer, once per layer whose rules it
+names, on the same shared prefix. The rules answer keeps deciding which rules
+there are; a layer's map replaces the cells of that layer's rules. A real
+Qwen2-VL declares nothing and is asked exactly as before.
+
+Every code is a character the default tokenizer keeps as one token (digits,
+'.', and the letters K, H, V, X), so a map row is one token per cell as a digits
+row is; only a cage sum adds its digits. The layers:
+
+- ``regions`` (irregular regions): 1 a wall on the cell's right, 2 below it, 3 both, '.' neither.
+- ``killer``: '.' outside the cages; K in a cage, H if the cage goes on to the right, V if it goes on
+  down, X both; a cage sum is written right after the letter of the cell it is printed in.
+- the lines (``thermo``, ``arrow``, ``whisper``, ``renban``, ``palindrome``, ``between``): the step to the
+  line's next cell as on a number pad (6 right, 2 down, 3 down-right, 1 down-left...), 5 at its last cell,
+  '.' off the lines. A thermometer starts at its bulb, an arrow at its circle, other lines at their end
+  nearer the top-left (the rules answer's order).
+- ``kropki`` and ``xv``: the marks on the cell's right and bottom edges as 3 x right + bottom, where 1 is a
+  white dot (X) and 2 a black dot (V); '.' for none.
+- ``odd_even``: 1 an odd (shaded circle) cell, 2 an even one, '.' neither.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from ..solver.cells import Cell
+from ..solver.constraints.base import Constraint
+from ..solver.constraints.cells import Even, Odd
+from ..solver.constraints.lines import Between, Palindrome, Renban, Thermo, Whisper
+from ..solver.constraints.pairs import XV, Kropki
+from ..solver.constraints.sums import Arrow, Killer
+from ..solver.errors import ModelOutputError, PuzzleFormatError
+from ..solver.puzzle import Puzzle
+
+CONFIG_KEY = "vlm_sudoku_marks_map"
+
+LINE_CLASSES = {"thermo": Thermo, "arrow": Arrow, "whisper": Whisper, "renban": Renban, "palindrome": Palindrome,
+                "between": Between}
+#: The rule types each layer stands for ("regions" stands for irregular regions, not for a rule).
+LAYER_RULES: dict[str, tuple[str, ...]] = {
+    "regions": (), "killer": ("killer",), **{k: (k,) for k in LINE_CLASSES}, "kropki": ("kropki",), "xv": ("xv",),
+    "odd_even": ("odd", "even"),
+}
+LAYERS = tuple(LAYER_RULES)
+
+NUMPAD = {(-1, -1): "7", (-1, 0): "8", (-1, 1): "9", (0, -1): "4", (0, 1): "6", (1, -1): "1", (1, 0): "2", (1, 1): "3"}
+STEP_OF = {v: k for k, v in NUMPAD.items()}
+LINE_END = "5"
+JOIN_LETTERS = "KHVX"  # index = 1 (joins right) + 2 (joins down)
+EDGE_MARKS = {"kropki": {1: ("white", 1), 2: ("black", 2)}, "xv": {1: 10, 2: 5}}
+_CELL = {"killer": re.compile(r"[.KHVX]\d*"), "default": re.compile(r".")}
+_ALPHABET = {"regions": ".123", "odd_even": ".12", "kropki": ".12345678", "xv": ".12345678",
+             **{k: "." + "".join(NUMPAD.values()) + LINE_END for k in LINE_CLASSES}}
+
+Rows = list[list[str]]
+
+
+def layers_of(puzzle: Puzzle, declared: Iterable[str] = LAYERS) -> list[str]:
+    """The layers of ``declared`` that ``puzzle`` has something on, in LAYERS order."""
+    rules = {c.rule for c in puzzle.constraints}
+    wanted = set(declared)
+    return [layer for layer in LAYERS if layer in wanted
+            and (puzzle.box is None if layer == "regions" else bool(rules & set(LAYER_RULES[layer])))]
+
+
+def map_text(puzzle: Puzzle, layer: str) -> str | None:
+    """The map of ``layer`` the model is trained to give, one line per row; None where the puzzle's markings
+    have no such map (cells on two lines of one kind, a two-cell arrow bulb, a dot of another value)."""
+    n = puzzle.size
+    rows = [["."] * n for _ in range(n)]
+    cons = [c for c in puzzle.constraints if c.rule in LAYER_RULES[layer]]
+    if layer == "regions":
+        g = puzzle.regions
+        for r in range(n):
+            for c in range(n):
+                code = (c + 1 < n and g[r][c] != g[r][c + 1]) + 2 * (r + 1 < n and g[r][c] != g[r + 1][c])
+                rows[r][c] = str(code) if code else "."
+    elif layer == "killer":
+        for cage in cons:
+            cells = set(cage.cage)  # type: ignore[attr-defined]
+            for r, c in cells:
+                if rows[r][c] != ".":
+                    return None
+                rows[r][c] = JOIN_LETTERS[((r, c + 1) in cells) + 2 * ((r + 1, c) in cells)]
+            if cage.total is not None:  # type: ignore[attr-defined]
+                r, c = min(cells)  # where the renderer prints it: the cage's first cell in reading order
+                rows[r][c] += str(cage.total)  # type: ignore[attr-defined]
+    elif layer in LINE_CLASSES:
+        for con in cons:
+            path = _path_of(con)
+            if path is None:
+                return None
+            for k, (r, c) in enumerate(path):
+                if rows[r][c] != ".":
+                    return None
+                rows[r][c] = NUMPAD[(path[k + 1][0] - r, path[k + 1][1] - c)] if k + 1 < len(path) else LINE_END
+    elif layer in EDGE_MARKS:
+        codes = {value: code for code, value in EDGE_MARKS[layer].items()}
+        for con in cons:
+            value = (con.color, con.value) if layer == "kropki" else con.total  # type: ignore[attr-defined]
+            (r, c), (rr, cc) = sorted((con.a, con.b))  # type: ignore[attr-defined]
+            if value not in codes or (rr - r, cc - c) not in ((0, 1), (1, 0)):
+                return None
+            code = int(rows[r][c]) if rows[r][c] != "." else 0
+            code += codes[value] * (3 if cc > c else 1)
+            rows[r][c] = str(code)
+    else:  # odd_even
+        for con in cons:
+            for r, c in con.cells():
+                rows[r][c] = "1" if con.rule == "odd" else "2"
+    return "\n".join("".join(row) for row in rows)
+
+
+def _path_of(con: Constraint) -> list[Cell] | None:
+    if isinstance(con, Arrow):
+        return [*con.bulb, *con.shaft] if len(con.bulb) == 1 else None
+    path = list(con.line)  # type: ignore[attr-defined]
+    if con.rule != "thermo" and path[-1] < path[0]:
+        path.reverse()
+    steps_ok = all((b[0] - a[0], b[1] - a[1]) in NUMPAD for a, b in zip(path, path[1:]))
+    return path if steps_ok else None
+
+
+def parse_map(text: str, layer: str, size: int) -> Rows:
+    """The ``size`` rows of ``size`` cell codes of a map answer. Lines of chatter before the rows are skipped;
+    the rows themselves must be consecutive and complete, each cell a code of ``layer``."""
+    from .answers import quote
+
+    pattern = _CELL.get(layer, _CELL["default"])
+    alphabet = _ALPHABET.get(layer)
+    rows: Rows = []
+    for line in text.splitlines():
+        flat = line.replace(" ", "").replace("|", "")
+        cells = pattern.findall(flat)
+        fits = bool(flat) and "".join(cells) == flat and (alphabet is None or all(ch in alphabet for ch in cells))
+        if fits:
+            if len(cells) != size:
+                raise ModelOutputError(f"row {len(rows) + 1} of the model's {layer} map has {len(cells)} cells, "
+                                       f"not {size}: {quote(text)}")
+            rows.append(cells)
+            if len(rows) == size:
+                return rows
+        elif rows:
+            break
+    raise ModelOutputError(f"the model's {layer} map has {len(rows)} complete row(s) of {size} cells for a "
+                           f"{size}x{size} grid: {quote(text)}")
+
+
+def read_map(text: str, layer: str, size: int) -> list[Constraint] | tuple[tuple[int, ...], ...]:
+    """A layer's map answer -> its rules (or, for ``regions``, the region of every cell)."""
+    rows = parse_map(text, layer, size)
+    try:
+        if layer == "regions":
+            return _regions(rows, size)
+        if layer == "killer":
+            return _cages(rows, size)
+        if layer in LINE_CLASSES:
+            return _lines(rows, layer)
+        if layer in EDGE_MARKS:
+            return _edge_marks(rows, layer, size)
+        odd = tuple((r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "1")
+        even = tuple((r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "2")
+        return ([Odd(odd)] if odd else []) + ([Even(even)] if even else [])
+    except PuzzleFormatError as exc:
+        from .answers import quote
+
+        raise ModelOutputError(f"the model's {layer} map is not valid ({exc}): {quote(text)}") from None
+
+
+def _components(cells: Iterable[Cell], joined: Iterable[tuple[Cell, Cell]]) -> list[list[Cell]]:
+    """Groups of ``cells`` connected by ``joined`` pairs, each sorted, in reading order of their first cell."""
+    parent = {cell: cell for cell in cells}
+
+    def root(x: Cell) -> Cell:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in joined:
+        parent[root(a)] = root(b)
+    groups: dict[Cell, list[Cell]] = {}
+    for cell in sorted(parent):
+        groups.setdefault(root(cell), []).append(cell)
+    return sorted(groups.values())
+
+
+def _regions(rows: Rows, n: int) -> tuple[tuple[int, ...], ...]:
+    cells = [(r, c) for r in range(n) for c in range(n)]
+    joined = [((r, c), (r, c + 1)) for r, c in cells if c + 1 < n and rows[r][c] not in "13"]
+    joined += [((r, c), (r + 1, c)) for r, c in cells if r + 1 < n and rows[r][c] not in "23"]
+    label = {cell: k for k, group in enumerate(_components(cells, joined)) for cell in group}
+    regions = [[label[(r, c)] for c in range(n)] for r in range(n)]
+    return Puzzle.create(n, regions=regions).regions  # checks: n regions of n cells
+
+
+def _cages(rows: Rows, n: int) -> list[Constraint]:
+    caged = {(r, c): code for r, row in enumerate(rows) for c, code in enumerate(row) if code[0] != "."}
+    joined = []
+    for (r, c), code in caged.items():
+        k = JOIN_LETTERS.index(code[0])
+        for bit, other in ((1, (r, c + 1)), (2, (r + 1, c))):
+            if k & bit:
+                if other not in caged:
+                    raise PuzzleFormatError(f"the cage at r{r + 1}c{c + 1} goes on to a cell outside the cages")
+                joined.append(((r, c), other))
+    out: list[Constraint] = []
+    for cage in _components(caged, joined):
+        sums = [int(caged[cell][1:]) for cell in cage if len(caged[cell]) > 1]
+        if len(sums) > 1:
+            raise PuzzleFormatError(f"the cage at r{cage[0][0] + 1}c{cage[0][1] + 1} has {len(sums)} sums")
+        out.append(Killer._make(cage, sums[0] if sums else None, n))
+    return out
+
+
+def _lines(rows: Rows, layer: str) -> list[Constraint]:
+    step = {(r, c): ch for r, row in enumerate(rows) for c, ch in enumerate(row) if ch != "."}
+    following: dict[Cell, Cell] = {}
+    for (r, c), ch in step.items():
+        if ch == LINE_END:
+            continue
+        dr, dc = STEP_OF[ch]
+        nxt = (r + dr, c + dc)
+        if nxt not in step:
+            raise PuzzleFormatError(f"the line at r{r + 1}c{c + 1} steps off the lines")
+        if nxt in following.values():
+            raise PuzzleFormatError(f"two lines step into r{nxt[0] + 1}c{nxt[1] + 1}")
+        following[(r, c)] = nxt
+    starts = sorted(set(step) - set(following.values()))
+    out: list[Constraint] = []
+    seen: set[Cell] = set()
+    for start in starts:
+        path = [start]
+        while path[-1] in following:
+            path.append(following[path[-1]])
+        seen.update(path)
+        out.append(_line_rule(layer, path))
+    if len(seen) != len(step):
+        raise PuzzleFormatError("a line closes on itself")
+    return out
+
+
+def _line_rule(layer: str, path: list[Cell]) -> Constraint:
+    if len(path) < 2:
+        raise PuzzleFormatError(f"the line at r{path[0][0] + 1}c{path[0][1] + 1} has one cell")
+    if layer == "arrow":
+        return Arrow((path[0],), tuple(path[1:]))
+    if layer != "thermo" and path[-1] < path[0]:
+        path = path[::-1]
+    return LINE_CLASSES[layer](tuple(path))  # type: ignore[call-arg]
+
+
+def _edge_marks(rows: Rows, layer: str, n: int) -> list[Constraint]:
+    out: list[Constraint] = []
+    for r, row in enumerate(rows):
+        for c, ch in enumerate(row):
+            if ch == ".":
+                continue
+            right, down = divmod(int(ch), 3)
+            for code, other in ((right, (r, c + 1)), (down, (r + 1, c))):
+                if not code:
+                    continue
+                if max(other) >= n:
+                    raise PuzzleFormatError(f"a mark on r{r + 1}c{c + 1}'s edge lies outside the grid")
+                value = EDGE_MARKS[layer][code]
+                out.append(Kropki((r, c), other, *value) if layer == "kropki" else XV((r, c), other, value))  # type: ignore[misc]
+    return out
+
+
+def with_maps(puzzle: Puzzle, maps: Mapping[str, str]) -> Puzzle:
+    """The rules answer's puzzle with each mapped layer's rules (or regions) taken from its map.
+
+    The two answers must agree on what there is: a layer whose map shows nothing while the rules answer
+    names it is a reading that cannot be trusted, so it is reported, not guessed."""
+    from .answers import quote
+
+    n = puzzle.size
+    cons = list(puzzle.constraints)
+    for layer, text in maps.items():
+        read = read_map(text, layer, n)
+        if layer == "regions":
+            try:
+                puzzle = Puzzle.create(n, puzzle.givens, regions=read, constraints=cons, alphabet=puzzle.alphabet)
+            except PuzzleFormatError as exc:
+                raise ModelOutputError(f"the model's regions map is not valid ({exc}): {quote(text)}") from None
+            continue
+        if not read:
+            raise ModelOutputError(f"the model's {layer} map shows none, though its rules answer names "
+                                   f"{'/'.join(LAYER_RULES[layer])} rules: {quote(text)}")
+        cons = [c for c in cons if c.rule not in LAYER_RULES[layer]] + list(read)  # type: ignore[arg-type]
+    return replace(puzzle, constraints=tuple(cons))
+
+
+def declared_layers(raw: Mapping[str, object]) -> tuple[str, ...]:
+    """The layers a preprocessor_config.json declares (none without the key)."""
+    from .model_config import ModelFolderError
+
+    spec = raw.get(CONFIG_KEY)
+    if spec is None:
+        return ()
+    if not isinstance(spec, list) or not all(isinstance(s, str) and s in LAYERS for s in spec):
+        raise ModelFolderError(f"preprocessor_config.json: {CONFIG_KEY} must list layers of {', '.join(LAYERS)}, "
+                               f"got {spec!r}")
+    return tuple(spec)
+
+
+def load_layers(folder) -> tuple[str, ...]:
+    """The marks-map layers a model or export folder declares."""
+    from .preprocess import read_preprocessor_config
+
+    return declared_layers(read_preprocessor_config(folder))
+
+
+__all__ = ["CONFIG_KEY", "LAYERS", "declared_layers", "layers_of", "load_layers", "map_text", "parse_map",
+           "read_map", "with_maps"]
