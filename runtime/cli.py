@@ -174,7 +174,7 @@ class _Stages:
             self.line(f"image {w}x{h} -> {rw}x{rh}, {info['image_tokens']} image tokens{context}: preprocess "
                       f"{1000 * info['preprocess']:.0f} ms, vision {1000 * info['vision']:.0f} ms, prefix prefill "
                       f"{info['prefix_tokens']} tokens {1000 * info['prefix_prefill']:.0f} ms")
-        elif name in ("rules", "digits"):
+        elif name in ("rules", "digits") or name.startswith("map:"):
             self.line(f"{name}: {info['tokens']} tokens, prefill {1000 * info['prefill']:.0f} ms, decode "
                       f"{info['decode']:.2f} s ({info['tokens_per_s']:.0f} tokens/s)"
                       + ("" if info["stopped"] else " - hit --max-new-tokens"))
@@ -286,7 +286,8 @@ def _print_outcome(out) -> None:
     t = out.timings
     parts = [f"{k} {t[k]:.2f} s" if k == "load" else f"{k} {1000 * t[k]:.0f} ms"
              for k in ("load", "grid_view", "preprocess", "vision", "prefix_prefill") if k in t and t[k]]
-    for q in ("rules", "digits"):
+    for q in ("rules", "digits", *sorted(k.removesuffix("_tokens") for k in t if k.startswith("map:")
+                                         and k.endswith("_tokens"))):
         if f"{q}_tokens" in t:
             parts.append(f"{q} {int(t[f'{q}_tokens'])} tokens {t[f'{q}_prefill'] + t[f'{q}_decode']:.2f} s "
                          f"({t[f'{q}_tokens_per_s']:.0f} tokens/s)")

@@ -304,6 +304,20 @@ def with_maps(puzzle: Puzzle, maps: Mapping[str, str]) -> Puzzle:
     return replace(puzzle, constraints=tuple(cons))
 
 
+def maps_in(texts: Mapping[str, str]) -> dict[str, str]:
+    """The marks-map answers among a reading's answers ("map:<layer>" -> text), by layer."""
+    return {q.removeprefix("map:"): text for q, text in texts.items() if q.startswith("map:")}
+
+
+def map_is_right(text: str, layer: str, truth: Puzzle) -> bool:
+    """Whether a layer's map answer says exactly what ``truth`` has on that layer (an evaluation's score of the
+    map alone); raises ModelOutputError where it is not a map."""
+    read = read_map(text, layer, truth.size)
+    if layer == "regions":
+        return read == truth.regions
+    return sorted(map(repr, read)) == sorted(repr(c) for c in truth.constraints if c.rule in LAYER_RULES[layer])
+
+
 def declared_layers(raw: Mapping[str, object]) -> tuple[str, ...]:
     """The layers a preprocessor_config.json declares (none without the key)."""
     from .model_config import ModelFolderError
@@ -324,5 +338,5 @@ def load_layers(folder) -> tuple[str, ...]:
     return declared_layers(read_preprocessor_config(folder))
 
 
-__all__ = ["CONFIG_KEY", "LAYERS", "declared_layers", "layers_of", "load_layers", "map_text", "parse_map",
-           "read_map", "with_maps"]
+__all__ = ["CONFIG_KEY", "LAYERS", "declared_layers", "layers_of", "load_layers", "map_is_right",
+           "map_text", "maps_in", "parse_map", "read_map", "with_maps"]

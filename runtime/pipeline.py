@@ -32,7 +32,7 @@ from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .marks_map import layers_of, load_layers
+from .marks_map import layers_of, load_layers, maps_in
 from .prompts import question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 
@@ -58,7 +58,7 @@ class Reading:
 
     def maps(self) -> dict[str, str]:
         """The marks-map answers by layer (runtime/marks_map.py; none for models that declare no map)."""
-        return {q.removeprefix("map:"): g.text for q, g in self.answers.items() if q.startswith("map:")}
+        return maps_in(self.texts())
 
     @property
     def image(self) -> EncodedImage:

@@ -154,3 +154,22 @@ def test_retaken_photos_are_new_pictures_of_the_validation_puzzles_and_the_same_
         assert a.name == b.name and np.array_equal(np.asarray(a.image), np.asarray(b.image))
     # a re-take of the same photo is another picture
     assert not np.array_equal(np.asarray(first[0].image.resize((64, 64))), np.asarray(first[len(val)].image.resize((64, 64))))
+
+
+def test_readings_with_marks_maps_are_scored_with_them_and_without() -> None:
+    """For a model that declares a marks map, the rules scored are the rules answer's with each map's rules in
+    place (as vlm-solve reads them); the rules answer alone and each layer's map are scored beside them."""
+    from vlm_sudoku.runtime.marks_map import map_text
+
+    truth = parse_rules_answer('{"size":4,"rules":[{"type":"thermo","cells":["r2c2","r3c3","r4c4"]}]}')
+    misplaced = '{"size":4,"rules":[{"type":"thermo","cells":["r1c1","r1c2","r1c3"]}]}'
+    score = Score()
+    blank = Image.new("RGB", (8, 8))
+    right_map, wrong_map = map_text(truth, "thermo"), "....\n.6.5\n....\n...."
+    for rules, thermo_map in ((misplaced, right_map), (misplaced, wrong_map), (rules_answer(truth), wrong_map)):
+        score_item(Item("x", blank, truth), {"rules": rules, "digits": digits_answer(truth), "map:thermo": thermo_map},
+                   score)
+    row = score.row("set")
+    assert (row["rules_exact"], row["rules_exact_without_maps"]) == (1 / 3, 1 / 3)
+    assert row["maps_by_layer"] == {"thermo": {"maps": 3, "exact": 1 / 3}}
+    assert "| thermo | 3 | 33% |" in table([row])

@@ -43,7 +43,8 @@ from typing import Any, Protocol
 import click
 from PIL import Image
 
-from ..runtime.answers import parse_digits_answer, parse_rules_answer
+from ..runtime.answers import parse_digits_answer, parse_rules_answer, read_rules_answers
+from ..runtime.marks_map import map_is_right, maps_in
 from ..runtime.grid_view import ZOOMS
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
@@ -79,6 +80,9 @@ class Score:
     marked_f1: float = 0.0  # sum over those of the F1 of the read (rule, cell) pairs against the truth's ...
     marked_f1_rotated: float = 0.0  # ... and against the truth turned half round: the same kinds and counts elsewhere
     by_kind: dict = field(default_factory=dict)  # kinds -> [puzzles, types right, exact]
+    # models that declare a marks map (runtime/marks_map.py): the rules answer's own rules, without the maps ...
+    rules_exact_json: int = 0
+    by_layer: dict = field(default_factory=dict)  # ... and per layer asked: [maps, maps exactly the truth's layer]
     unreadable: int = 0
     confusion: Counter = field(default_factory=Counter)  # (true, read) symbol pairs that differ
     seconds: float = 0.0
@@ -112,6 +116,9 @@ class Score:
             "marked_cells_f1_rotated": self.marked_f1_rotated / self.marked if self.marked else None,
             "rules_by_kind": {k: {"images": n, "types": t / n, "exact": e / n}
                               for k, (n, t, e) in sorted(self.by_kind.items())},
+            "rules_exact_without_maps": (self.rules_exact_json / self.rules_checked
+                                         if self.by_layer and self.rules_checked else None),
+            "maps_by_layer": {k: {"maps": n, "exact": e / n} for k, (n, e) in sorted(self.by_layer.items())},
             "unreadable": self.unreadable,
             "top_confusions": [f"{t}->{r} x{k}" for (t, r), k in self.confusion.most_common(8)],
             "seconds_per_image": self.seconds / images,
@@ -167,11 +174,24 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
     if item.check_rules and "rules" in answers:
         score.rules_checked += 1
         read_rules = None
+        maps = maps_in(answers)
         try:
-            read_rules = parse_rules_answer(answers["rules"])
+            read_rules = read_rules_answers(answers["rules"], maps)
             same, types = same_rules(read_rules, truth), same_rule_types(read_rules, truth)
         except VlmSudokuError:
             same = types = False
+        if maps:
+            try:
+                score.rules_exact_json += same_rules(parse_rules_answer(answers["rules"]), truth)
+            except VlmSudokuError:
+                pass
+            for layer, text in maps.items():
+                tally = score.by_layer.setdefault(layer, [0, 0])
+                tally[0] += 1
+                try:
+                    tally[1] += map_is_right(text, layer, truth)
+                except VlmSudokuError:
+                    pass
         truth_marked = marked_cells(truth)
         if truth_marked:
             got = marked_cells(read_rules) if read_rules is not None else set()
@@ -380,6 +400,12 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {100 * r['cell_accuracy']:.2f}% | "
                      f"{checked} | {r['truth_unique']} | {rules} | {drawn} | {types} | {marked} | {r['unreadable']} | "
                      f"{r['seconds_per_image']:.2f} | {', '.join(r['top_confusions'][:5])} |")
+    for r in rows:
+        if r.get("maps_by_layer"):
+            lines += ["", f"{r['set']}: marks maps (rules exact without them: "
+                          f"{100 * r['rules_exact_without_maps']:.1f}%)", "", "| layer | maps | exactly right |",
+                      "|---|---:|---:|"]
+            lines += [f"| {k} | {v['maps']} | {100 * v['exact']:.0f}% |" for k, v in r["maps_by_layer"].items()]
     for r in rows:
         if r["set"] == "rendered-by-kind" and r["rules_by_kind"]:
             lines += ["", f"{r['set']}: rules per kind", "", "| kinds | images | rule types right | rules exact |",

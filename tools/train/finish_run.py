@@ -12,7 +12,7 @@ rest of ``--final-out`` (configs, state, the read-out head), or, from a run that
 - ``package``: the shippable folder (tools/package_model: graphs sharing the fp16 weights);
 - ``eval.json``: tools/eval_reader over the photo split, rendered classic, rendered variants and the by-kind set;
 - ``parity.json``: whether the ONNX package and transformers on its weights give the same answers on every
-  validation photo.
+  validation photo (and, for a model that declares a marks map, on renders where the maps are asked).
 
 Why one command: these steps were done by hand after every run, and a step left out (the read-out head not
 kept, the shards in the wrong folder) cost the next run. Nothing outside RUN_DIR is written; shipping stays a
@@ -73,20 +73,26 @@ def export_fp16(base: Path, w32: Path, out: Path) -> Path:
     return out
 
 
-def parity(package: Path) -> dict:
-    """The ONNX runtime and transformers on the same fp16 weights, answer for answer, on the validation photos."""
+def parity(package: Path, rendered: int = 18) -> dict:
+    """The ONNX runtime and transformers on the same fp16 weights, answer for answer, on the validation photos,
+    and, for a model that declares a marks map, on ``rendered`` renders of the by-kind set (one kind each, in
+    turn): the photos are classic, so only there are the maps asked."""
     from ...export.torch_backend import TorchPipeline
+    from ...runtime.marks_map import load_layers
     from ...runtime.pipeline import Pipeline
-    from ..eval_reader import photo_items
+    from ..eval_reader import by_kind_items, photo_items
 
     # one grid view: the answers compared are the model's own, which the further views only add to
     onnx, torch_pipe = Pipeline.load(package, provider="cpu", views=1), TorchPipeline(package / "hf", device="cpu")
-    differ = []
-    items = list(photo_items())
-    for item in items:
-        if onnx.read(item.image) != torch_pipe.read(item.image):
-            differ.append(item.name)
-    return {"photos": len(items), "same": len(items) - len(differ), "different": differ}
+    out: dict = {}
+    sets = {"photos": list(photo_items())}
+    if load_layers(package):
+        sets["rendered"] = list(by_kind_items(rendered))
+    for name, items in sets.items():
+        differ = [item.name for item in items if onnx.read(item.image) != torch_pipe.read(item.image)]
+        out.update({name: len(items), f"same_{name}": len(items) - len(differ), f"different_{name}": differ})
+    out.update(same=out["same_photos"], different=out["different_photos"])  # (the keys of earlier runs)
+    return out
 
 
 @click.command()
@@ -116,7 +122,9 @@ def main(run: Path, base: Path, count: int, sets: str, no_parity: bool) -> None:
     if not no_parity:
         same = parity(run / "package")
         (run / "parity.json").write_text(json.dumps(same, indent=1) + "\n")
-        click.echo(f"ONNX vs transformers: the same answers on {same['same']} of {same['photos']} validation photos")
+        click.echo(f"ONNX vs transformers: the same answers on {same['same']} of {same['photos']} validation photos"
+                   + (f" and {same['same_rendered']} of {same['rendered']} by-kind renders (marks maps asked)"
+                      if "rendered" in same else ""))
 
 
 if __name__ == "__main__":

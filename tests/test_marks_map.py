@@ -1,0 +1,145 @@
+"""The marks map (runtime/marks_map.py): every layer written from a puzzle reads back to the same rules, a map
+is one token per code in the default tokenizer, and a map that is not one is a one-line ModelOutputError."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from vlm_sudoku.runtime.answers import read_answers
+from vlm_sudoku.runtime.marks_map import (LAYERS, declared_layers, layers_of, map_is_right, map_text, maps_in,
+                                          parse_map, read_map, with_maps)
+from vlm_sudoku.runtime.model_config import ModelFolderError
+from vlm_sudoku.runtime.tokenizer import Tokenizer
+from vlm_sudoku.solver.constraints.lines import Between, Palindrome, Thermo
+from vlm_sudoku.solver.constraints.pairs import XV, Kropki
+from vlm_sudoku.solver.constraints.sums import Arrow, Killer
+from vlm_sudoku.solver.errors import ModelOutputError
+from vlm_sudoku.solver.puzzle import Puzzle
+from vlm_sudoku.tools.eval_reader import same_rules
+from vlm_sudoku.tools.render import digits_answer, rules_answer
+from vlm_sudoku.tools.render.puzzles import parse_kinds, sample_puzzle
+from vlm_sudoku.tools.train.data import TRAINED_LAYERS
+
+from vlm_sudoku.runtime.cli import default_model_dir
+
+
+def _puzzles(count: int):
+    for seed in range(count):
+        yield sample_puzzle(random.Random(seed), kinds=parse_kinds("all"))[0]
+
+
+def _without(puzzle: Puzzle, layer: str) -> Puzzle:
+    """The puzzle without the layer's rules (regions: with standard boxes)."""
+    from vlm_sudoku.runtime.marks_map import LAYER_RULES
+
+    if layer == "regions":
+        return Puzzle.create(puzzle.size, puzzle.givens, constraints=puzzle.constraints)
+    return replace(puzzle, constraints=tuple(c for c in puzzle.constraints if c.rule not in LAYER_RULES[layer]))
+
+
+def test_every_layer_of_generated_puzzles_reads_back_to_the_same_rules() -> None:
+    """Over 300 generated puzzles of every kind and size: each layer's map, read back over the puzzle without that
+    layer's rules, gives exactly the true puzzle; every trained layer is met."""
+    met = set()
+    for puzzle in _puzzles(300):
+        for layer in layers_of(puzzle):
+            text = map_text(puzzle, layer)
+            assert text is not None, (layer, puzzle)
+            assert len(text.splitlines()) == puzzle.size
+            assert map_is_right(text, layer, puzzle)
+            assert not same_rules(_without(puzzle, layer), puzzle)
+            assert same_rules(with_maps(_without(puzzle, layer), {layer: text}), puzzle), (layer, text)
+            met.add(layer)
+    assert met == set(TRAINED_LAYERS)
+
+
+def test_line_layers_write_the_step_to_the_next_cell_and_read_their_direction_back() -> None:
+    """A thermometer and an arrow keep their direction (bulb first); palindrome and between lines, which read the
+    same both ways, come back starting at the end nearer the top-left; cages keep their sums, up to three digits
+    on 16x16."""
+    thermo = Thermo(((2, 2), (1, 1), (1, 2), (0, 3)))
+    arrow = Arrow(((3, 0),), ((2, 0), (2, 1)))
+    pal = Palindrome(((0, 0), (1, 0), (2, 1)))
+    between = Between(((3, 3), (2, 3), (1, 3)))
+    puzzle = Puzzle.create(4, constraints=[thermo, arrow, pal, between])
+    assert map_text(puzzle, "thermo") == "...5\n.69.\n..7.\n...."
+    assert map_text(puzzle, "arrow") == "....\n....\n65..\n8..."
+    for layer, rule in (("thermo", thermo), ("arrow", arrow), ("palindrome", pal)):
+        assert read_map(map_text(puzzle, layer), layer, 4) == [rule]
+    assert read_map(map_text(puzzle, "between"), "between", 4) == [Between(((1, 3), (2, 3), (3, 3)))]
+    cage = Killer(tuple((r, c) for r in range(2) for c in range(8)), 136)
+    big = Puzzle.create(16, constraints=[cage])
+    assert map_text(big, "killer").splitlines()[0] == "X136" + "X" * 6 + "V" + "." * 8
+    assert read_map(map_text(big, "killer"), "killer", 16) == [cage]
+
+
+def test_edge_marks_are_three_times_the_right_edge_plus_the_bottom_edge() -> None:
+    dots = [Kropki((0, 0), (0, 1), "white", 1), Kropki((0, 0), (1, 0), "black", 2), XV((1, 1), (1, 2), 5)]
+    puzzle = Puzzle.create(4, constraints=dots)
+    assert map_text(puzzle, "kropki").splitlines()[0] == "5..."  # 3 x white + black
+    assert map_text(puzzle, "xv").splitlines()[1] == ".6.."  # 3 x V
+    assert read_map(map_text(puzzle, "kropki"), "kropki", 4) == dots[:2]
+    assert map_text(Puzzle.create(4, constraints=[Kropki((0, 0), (0, 1), "white", 2)]), "kropki") is None
+
+
+def test_a_map_is_one_token_per_code_in_the_default_tokenizer() -> None:
+    """Why the codes are digits, '.', K, H, V and X: the default tokenizer keeps each of them, in any
+    neighbourhood, as a token of its own, so a map row walks over the cells one token each as a digits row does."""
+    tok = Tokenizer.from_folder(default_model_dir())
+    for puzzle in _puzzles(60):
+        for layer in layers_of(puzzle):
+            text = map_text(puzzle, layer)
+            assert len(tok.encode(text)) == len(text), (layer, text)
+
+
+@pytest.mark.parametrize("layer, text, why", [
+    ("killer", "K5K.\n....\n....\n....", "row 1 of the model's killer map has 3 cells, not 4"),
+    ("killer", "H...\n....\n....\n....", "goes on to a cell outside the cages"),
+    ("killer", "H3K4..\n....\n....\n....", "has 2 sums"),
+    ("thermo", "6...\n....\n....\n....", "steps off the lines"),
+    ("thermo", "65..\n.8..\n....\n....", "two lines step into"),
+    ("thermo", "62..\n84..\n....\n....", "closes on itself"),
+    ("thermo", "5...\n....\n....\n....", "has one cell"),
+    ("kropki", "...3\n....\n....\n....", "lies outside the grid"),
+    ("regions", "1...\n....\n....\n....", "regions must be"),
+    ("odd_even", "1.2\n....\n....\n....", "row 1 of the model's odd_even map has 3 cells"),
+    ("odd_even", "1..3\n....\n....\n....", "3 complete row(s)"),  # a line with another code is chatter
+    ("xv", "....\n....\n....", "3 complete row(s)"),
+])
+def test_a_map_that_is_not_one_is_a_one_line_model_output_error(layer: str, text: str, why: str) -> None:
+    with pytest.raises(ModelOutputError) as err:
+        read_map(text, layer, 4)
+    assert why in str(err.value) and "\n" not in str(err.value)
+
+
+def test_chatter_before_the_rows_is_skipped_and_a_map_showing_nothing_is_refused() -> None:
+    assert parse_map("Here is the map:\n1..2\n....\n....\n.... \nDone.", "odd_even", 4)[0] == ["1", ".", ".", "2"]
+    rules = '{"size":4,"rules":[{"type":"thermo","cells":["r1c1","r1c2"]}]}'
+    with pytest.raises(ModelOutputError, match="thermo map shows none, though its rules answer names thermo"):
+        read_answers(rules, "....\n" * 4, {"thermo": "....\n" * 4})
+    puzzle = read_answers(rules, "1...\n....\n....\n....", {"thermo": "....\n.3..\n..5.\n...."})
+    assert puzzle.constraints == (Thermo(((1, 1), (2, 2))),) and puzzle.givens[0][0] == 1
+
+
+def test_a_rendered_puzzles_answers_with_its_maps_are_the_puzzle() -> None:
+    """The three answers the model is trained on, read as the pipeline reads them (the maps' rules replace the
+    rules answer's), give back the puzzle, givens included."""
+    for puzzle in _puzzles(80):
+        layers = layers_of(puzzle)
+        texts = {"rules": rules_answer(puzzle), **{f"map:{k}": map_text(puzzle, k) for k in layers}}
+        read = read_answers(texts["rules"], digits_answer(puzzle), maps_in(texts))
+        assert same_rules(read, puzzle) and read.givens == puzzle.givens
+
+
+def test_a_model_declares_its_layers_in_its_preprocessor_config() -> None:
+    assert declared_layers({}) == ()
+    assert declared_layers({"vlm_sudoku_marks_map": ["killer", "regions"]}) == ("killer", "regions")
+    for bad in (["killer", "snake"], "killer", [1]):
+        with pytest.raises(ModelFolderError, match="vlm_sudoku_marks_map must list layers of"):
+            declared_layers({"vlm_sudoku_marks_map": bad})
+    jigsaw = sample_puzzle(random.Random(7), kinds=("killer",), sizes=(6,))[0]
+    assert set(layers_of(jigsaw)) <= set(LAYERS)
+    assert layers_of(jigsaw, declared=()) == []
