@@ -78,7 +78,8 @@ def layers_of(puzzle: Puzzle, declared: Iterable[str] = LAYERS) -> list[str]:
 
 def map_text(puzzle: Puzzle, layer: str) -> str | None:
     """The map of ``layer`` the model is trained to give, one line per row; None where the puzzle's markings
-    have no such map (cells on two lines of one kind, a two-cell arrow bulb, a dot of another value)."""
+    have no such map (cells on two lines or cages of one kind, a two-cell arrow bulb, a dot of another value,
+    two marks on one edge)."""
     n = puzzle.size
     rows = [["."] * n for _ in range(n)]
     cons = [c for c in puzzle.constraints if c.rule in LAYER_RULES[layer]]
@@ -114,9 +115,10 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
             (r, c), (rr, cc) = sorted((con.a, con.b))  # type: ignore[attr-defined]
             if value not in codes or (rr - r, cc - c) not in ((0, 1), (1, 0)):
                 return None
-            code = int(rows[r][c]) if rows[r][c] != "." else 0
-            code += codes[value] * (3 if cc > c else 1)
-            rows[r][c] = str(code)
+            right, down = divmod(int(rows[r][c]) if rows[r][c] != "." else 0, 3)
+            if (right if cc > c else down):  # two marks on one edge
+                return None
+            rows[r][c] = str(3 * right + down + codes[value] * (3 if cc > c else 1))
     else:  # odd_even
         for con in cons:
             for r, c in con.cells():

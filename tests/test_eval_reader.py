@@ -169,7 +169,10 @@ def test_readings_with_marks_maps_are_scored_with_them_and_without() -> None:
     for rules, thermo_map in ((misplaced, right_map), (misplaced, wrong_map), (rules_answer(truth), wrong_map)):
         score_item(Item("x", blank, truth), {"rules": rules, "digits": digits_answer(truth), "map:thermo": thermo_map},
                    score)
+    classic = parse_rules_answer('{"size":4,"rules":[]}')  # no map asked: the same either way
+    score_item(Item("x", blank, classic), {"rules": rules_answer(classic), "digits": digits_answer(classic)}, score)
     row = score.row("set")
-    assert (row["rules_exact"], row["rules_exact_without_maps"]) == (1 / 3, 1 / 3)
+    assert (row["rules_exact"], row["rules_exact_without_maps"]) == (2 / 4, 2 / 4)
+    assert (row["rules_types"], row["rules_types_without_maps"]) == (2 / 4, 4 / 4)  # a map that is not one: unreadable
     assert row["maps_by_layer"] == {"thermo": {"maps": 3, "exact": 1 / 3}}
     assert "| thermo | 3 | 33% |" in table([row])

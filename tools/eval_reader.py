@@ -82,6 +82,7 @@ class Score:
     by_kind: dict = field(default_factory=dict)  # kinds -> [puzzles, types right, exact]
     # models that declare a marks map (runtime/marks_map.py): the rules answer's own rules, without the maps ...
     rules_exact_json: int = 0
+    rules_types_json: int = 0
     by_layer: dict = field(default_factory=dict)  # ... and per layer asked: [maps, maps exactly the truth's layer]
     unreadable: int = 0
     confusion: Counter = field(default_factory=Counter)  # (true, read) symbol pairs that differ
@@ -117,6 +118,8 @@ class Score:
             "rules_by_kind": {k: {"images": n, "types": t / n, "exact": e / n}
                               for k, (n, t, e) in sorted(self.by_kind.items())},
             "rules_exact_without_maps": (self.rules_exact_json / self.rules_checked
+                                         if self.by_layer and self.rules_checked else None),
+            "rules_types_without_maps": (self.rules_types_json / self.rules_checked
                                          if self.by_layer and self.rules_checked else None),
             "maps_by_layer": {k: {"maps": n, "exact": e / n} for k, (n, e) in sorted(self.by_layer.items())},
             "unreadable": self.unreadable,
@@ -180,11 +183,13 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
             same, types = same_rules(read_rules, truth), same_rule_types(read_rules, truth)
         except VlmSudokuError:
             same = types = False
+        json_same, json_types = same, types
         if maps:
             try:
-                score.rules_exact_json += same_rules(parse_rules_answer(answers["rules"]), truth)
+                json_rules = parse_rules_answer(answers["rules"])
+                json_same, json_types = same_rules(json_rules, truth), same_rule_types(json_rules, truth)
             except VlmSudokuError:
-                pass
+                json_same = json_types = False
             for layer, text in maps.items():
                 tally = score.by_layer.setdefault(layer, [0, 0])
                 tally[0] += 1
@@ -192,6 +197,8 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
                     tally[1] += map_is_right(text, layer, truth)
                 except VlmSudokuError:
                     pass
+        score.rules_exact_json += json_same
+        score.rules_types_json += json_types
         truth_marked = marked_cells(truth)
         if truth_marked:
             got = marked_cells(read_rules) if read_rules is not None else set()
@@ -402,8 +409,9 @@ def table(rows: list[dict]) -> str:
                      f"{r['seconds_per_image']:.2f} | {', '.join(r['top_confusions'][:5])} |")
     for r in rows:
         if r.get("maps_by_layer"):
-            lines += ["", f"{r['set']}: marks maps (rules exact without them: "
-                          f"{100 * r['rules_exact_without_maps']:.1f}%)", "", "| layer | maps | exactly right |",
+            lines += ["", f"{r['set']}: marks maps (without them: rules exact {100 * r['rules_exact_without_maps']:.1f}%, "
+                          f"rule types right {100 * r['rules_types_without_maps']:.1f}%)", "",
+                      "| layer | maps | exactly right |",
                       "|---|---:|---:|"]
             lines += [f"| {k} | {v['maps']} | {100 * v['exact']:.0f}% |" for k, v in r["maps_by_layer"].items()]
     for r in rows:
