@@ -33,7 +33,7 @@ from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
 from .marks_map import layers_of, load_layers, maps_in
-from .prompts import question_text, shared_prompt
+from .prompts import SharedPrompt, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 
 QUESTION_ORDER = ("rules", "digits")
@@ -161,8 +161,8 @@ class Pipeline:
 
     def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:
         """The marks-map questions (runtime/marks_map.py) to ask after these answers: one per declared layer
-        whose rules the rules answer names. None for models that declare no layer or a rules answer that is
-        not a puzzle (settle reports that)."""
+        whose rules the rules answer names; none for models that declare no layer, or after a rules answer that
+        is not a puzzle (settle reports that)."""
         if not self.map_layers or "rules" not in answers:
             return ()
         try:
@@ -195,8 +195,9 @@ class Pipeline:
             self._answer(q, prompt, encoded, cache, answers, on_text)
         return answers, len(prompt.prefix_ids), prefix_s
 
-    def _answer(self, q: str, prompt, encoded: list[EncodedImage], cache, answers: dict[str, Generation],
-                on_text: Callable[[str, str], None] | None) -> None:
+    def _answer(self, q: str, prompt: SharedPrompt, encoded: list[EncodedImage], cache: Any,
+                answers: dict[str, Generation], on_text: Callable[[str, str], None] | None) -> None:
+        """Question ``q``'s answer into ``answers``: on the prefix's KV cache when there is one."""
         engine = self.engine
         callback = (lambda text, q=q: on_text(q, text)) if on_text else None
         # the digits answer carries the model's next choices per token when the views' belief or the reading

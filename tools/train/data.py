@@ -202,8 +202,8 @@ class SampleMaker:
         if question == "rules":
             return [(QUESTIONS["rules"], rules_answer(puzzle))]
         if question == "marks":
-            layer = rng.choice(_mapped_layers(puzzle))
-            return [(question_text(f"map:{layer}"), map_answer(puzzle, layer) or "")]
+            layer = rng.choice(_mapped_layers(puzzle))  # (every one has a map)
+            return [(question_text(f"map:{layer}"), str(map_answer(puzzle, layer)))]
         if question == "row":
             r = rng.randrange(n)
             return [(ROW_QUESTION.format(row=r + 1), "".join(sym(v) for v in puzzle.givens[r]))]
