@@ -275,3 +275,36 @@ def test_the_few_clues_curriculum_asks_for_puzzles_with_one_or_two_of_each_marki
         _images, whole, _labels = plain._puzzle_image(random.Random(attempt), easy=False)
         assert set(puzzle.constraints) <= set(whole.constraints)  # the same puzzle drawn, then cut
     assert all(n <= 2 for c in counts for n in c.values()) and any(counts)
+
+
+def test_the_marks_question_is_asked_of_puzzles_with_markings_and_answered_with_their_map(tiny_qwen2_vl_dir) -> None:
+    """With the marks-map question weighted, a puzzle with markings is asked one of its layers and its label
+    is that layer's map (the runtime's own writer); a classic puzzle is asked another question instead (here the
+    rules, the only other one weighted). A recipe without a weight for every question is refused."""
+    import random
+
+    from vlm_sudoku.runtime.marks_map import map_text
+    from vlm_sudoku.runtime.prompts import MAP_QUESTIONS
+    from vlm_sudoku.tools.render.puzzles import parse_kinds, sample_puzzle
+    from vlm_sudoku.tools.train.data import _mapped_layers
+
+    maker = SampleMaker(tiny_qwen2_vl_dir, seed=4, mix=Mix(photo_rate=0.0, questions=(0, 1, 0, 0, 9),
+                                                           kinds="classic,killer,thermo,kropki"), photos_dir=None)
+    asked = set()
+    for i in range(12):
+        sample = maker(i)
+        text = maker.tok.decode(sample.input_ids)
+        layer = next((k.removeprefix("map:") for k, q in MAP_QUESTIONS.items() if q in text), None)
+        if sample.question == "marks":
+            answer = maker.tok.decode([t for t in sample.labels if t >= 0][:-1])
+            assert layer is not None and len(answer.splitlines()) in (4, 6, 9, 16)
+            asked.add(layer)
+        else:
+            assert sample.question == "rules" and layer is None
+    assert asked >= {"killer"}
+    classic, _ = sample_puzzle(random.Random(0), kinds=parse_kinds("classic"))
+    killer, _ = sample_puzzle(random.Random(0), kinds=("killer",), sizes=(9,))
+    assert _mapped_layers(classic) == [] and "killer" in _mapped_layers(killer)
+    assert map_text(killer, "killer") is not None
+    with pytest.raises(ValueError, match="needs a weight for each of digits, rules, cells, row, marks"):
+        Mix(questions=(1, 0, 0, 0))

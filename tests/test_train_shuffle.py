@@ -78,10 +78,11 @@ def test_training_photos_are_shuffled_at_the_asked_rate(tiny_qwen2_vl_dir, tmp_p
     shutil.copytree(tiny_qwen2_vl_dir, folder)
     pre = json.loads((folder / "preprocessor_config.json").read_text())
     (folder / "preprocessor_config.json").write_text(json.dumps({**pre, CONFIG_KEY: {"size": 224, "margin": 20}}))
-    plain = SampleMaker(folder, seed=2, mix=Mix(photo_rate=1.0, questions=(1, 0, 0, 0), photo_questions=(1, 0, 0, 0)),
+    digits_only = (1, 0, 0, 0, 0)
+    plain = SampleMaker(folder, seed=2, mix=Mix(photo_rate=1.0, questions=digits_only, photo_questions=digits_only),
                         photos_dir=PHOTOS)
-    shuffled = SampleMaker(folder, seed=2, mix=Mix(photo_rate=1.0, photo_shuffle=1.0, questions=(1, 0, 0, 0),
-                                                   photo_questions=(1, 0, 0, 0)), photos_dir=PHOTOS)
+    shuffled = SampleMaker(folder, seed=2, mix=Mix(photo_rate=1.0, photo_shuffle=1.0, questions=digits_only,
+                                                   photo_questions=digits_only), photos_dir=PHOTOS)
     differ = 0
     for i in range(4):
         a, b = plain(i), shuffled(i)

@@ -56,6 +56,9 @@ ROW_QUESTION = "Read row {row} of this Sudoku: one character per cell, '.' for a
 DRILL_QUESTIONS = (CELL_QUESTION, ROW_QUESTION)  # for the tokenizer corpus
 
 
+QUESTION_KINDS = ("digits", "rules", "cells", "row", "marks")
+
+
 @dataclass(frozen=True)
 class Mix:
     """The data recipe (recorded in the model card)."""
@@ -74,8 +77,12 @@ class Mix:
     photo_shuffle: float = 0.0  # share of training photos whose grid's bands and stacks are reordered (shuffle.py)
     few_clues: float = 0.0  # share of variant puzzles cut to 1-2 clues of each marking (render.puzzles.fewer_clues)
 
+    def __post_init__(self) -> None:
+        for name in ("questions", "photo_questions"):
+            if len(getattr(self, name)) != len(QUESTION_KINDS):
+                raise ValueError(f"Mix.{name} needs a weight for each of {', '.join(QUESTION_KINDS)}")
 
-QUESTION_KINDS = ("digits", "rules", "cells", "row", "marks")
+
 #: The marks-map layers the rendered puzzles train (runtime/marks_map.py; the generator draws no palindrome or
 #: between lines), which a model trained with marks-map questions declares.
 TRAINED_LAYERS = ("regions", "killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even")
