@@ -145,17 +145,13 @@ def _lines(body: str, base: int) -> Iterator[tuple[str, int]]:
 def read_answers(rules_text: str, digits_text: str, maps: Mapping[str, str] | None = None) -> Puzzle:
     """The whole puzzle from the two answers; the rules say the size the digits must have. ``maps``: the
     marks-map answers by layer, whose rules replace the rules answer's (runtime/marks_map.py)."""
-    rules = read_rules_answers(rules_text, maps)
-    givens = parse_digits_answer(digits_text, rules.size)
-    return rules.with_givens(givens)
-
-
-def read_rules_answers(rules_text: str, maps: Mapping[str, str] | None = None) -> Puzzle:
-    """The rules from the rules answer and any marks-map answers."""
-    from .marks_map import with_maps
+    from .marks_map import with_maps  # (marks_map quotes answers with this module's quote)
 
     rules = parse_rules_answer(rules_text)
-    return with_maps(rules, maps) if maps else rules
+    if maps:
+        rules = with_maps(rules, maps)
+    givens = parse_digits_answer(digits_text, rules.size)
+    return rules.with_givens(givens)
 
 
 def digits_text(puzzle: Puzzle) -> str:

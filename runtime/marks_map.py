@@ -44,6 +44,7 @@ from ..solver.constraints.pairs import XV, Kropki
 from ..solver.constraints.sums import Arrow, Killer
 from ..solver.errors import ModelOutputError, PuzzleFormatError
 from ..solver.puzzle import Puzzle
+from .answers import quote
 
 CONFIG_KEY = "vlm_sudoku_marks_map"
 
@@ -129,9 +130,7 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
 def _path_of(con: Constraint) -> list[Cell] | None:
     if isinstance(con, Arrow):
         return [*con.bulb, *con.shaft] if len(con.bulb) == 1 else None
-    path = list(con.line)  # type: ignore[attr-defined]
-    if con.rule != "thermo" and path[-1] < path[0]:
-        path.reverse()
+    path = _reading_order(con.rule, list(con.line))  # type: ignore[attr-defined]
     steps_ok = all((b[0] - a[0], b[1] - a[1]) in NUMPAD for a, b in zip(path, path[1:]))
     return path if steps_ok else None
 
@@ -139,8 +138,6 @@ def _path_of(con: Constraint) -> list[Cell] | None:
 def parse_map(text: str, layer: str, size: int) -> Rows:
     """The ``size`` rows of ``size`` cell codes of a map answer. Lines of chatter before the rows are skipped;
     the rows themselves must be consecutive and complete, each cell a code of ``layer``."""
-    from .answers import quote
-
     pattern = _CELL.get(layer, _CELL["default"])
     alphabet = _ALPHABET.get(layer)
     rows: Rows = []
@@ -177,8 +174,6 @@ def read_map(text: str, layer: str, size: int) -> list[Constraint] | tuple[tuple
         even = tuple((r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "2")
         return ([Odd(odd)] if odd else []) + ([Even(even)] if even else [])
     except PuzzleFormatError as exc:
-        from .answers import quote
-
         raise ModelOutputError(f"the model's {layer} map is not valid ({exc}): {quote(text)}") from None
 
 
@@ -260,9 +255,13 @@ def _line_rule(layer: str, path: list[Cell]) -> Constraint:
         raise PuzzleFormatError(f"the line at r{path[0][0] + 1}c{path[0][1] + 1} has one cell")
     if layer == "arrow":
         return Arrow((path[0],), tuple(path[1:]))
-    if layer != "thermo" and path[-1] < path[0]:
-        path = path[::-1]
-    return LINE_CLASSES[layer](tuple(path))  # type: ignore[call-arg]
+    return LINE_CLASSES[layer](tuple(_reading_order(layer, path)))  # type: ignore[call-arg]
+
+
+def _reading_order(layer: str, path: list[Cell]) -> list[Cell]:
+    """A line that reads the same both ways starts at its end nearer the top-left (the rules answer's order);
+    a thermometer keeps its bulb first."""
+    return path[::-1] if layer != "thermo" and path[-1] < path[0] else path
 
 
 def _edge_marks(rows: Rows, layer: str, n: int) -> list[Constraint]:
@@ -287,17 +286,12 @@ def with_maps(puzzle: Puzzle, maps: Mapping[str, str]) -> Puzzle:
 
     The two answers must agree on what there is: a layer whose map shows nothing while the rules answer
     names it is a reading that cannot be trusted, so it is reported, not guessed."""
-    from .answers import quote
-
     n = puzzle.size
     cons = list(puzzle.constraints)
     for layer, text in maps.items():
         read = read_map(text, layer, n)
-        if layer == "regions":
-            try:
-                puzzle = Puzzle.create(n, puzzle.givens, regions=read, constraints=cons, alphabet=puzzle.alphabet)
-            except PuzzleFormatError as exc:
-                raise ModelOutputError(f"the model's regions map is not valid ({exc}): {quote(text)}") from None
+        if layer == "regions":  # (read_map has checked them: n regions of n cells)
+            puzzle = Puzzle.create(n, puzzle.givens, regions=read, constraints=cons, alphabet=puzzle.alphabet)
             continue
         if not read:
             raise ModelOutputError(f"the model's {layer} map shows none, though its rules answer names "

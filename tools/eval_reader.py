@@ -43,8 +43,8 @@ from typing import Any, Protocol
 import click
 from PIL import Image
 
-from ..runtime.answers import parse_digits_answer, parse_rules_answer, read_rules_answers
-from ..runtime.marks_map import map_is_right, maps_in
+from ..runtime.answers import parse_digits_answer, parse_rules_answer
+from ..runtime.marks_map import map_is_right, maps_in, with_maps
 from ..runtime.grid_view import ZOOMS
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
@@ -176,27 +176,22 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
             score.corrected_wrong += right != n * n
     if item.check_rules and "rules" in answers:
         score.rules_checked += 1
-        read_rules = None
+        read_rules = json_rules = None
         maps = maps_in(answers)
         try:
-            read_rules = read_rules_answers(answers["rules"], maps)
-            same, types = same_rules(read_rules, truth), same_rule_types(read_rules, truth)
+            json_rules = parse_rules_answer(answers["rules"])  # the rules answer alone ...
+            read_rules = with_maps(json_rules, maps) if maps else json_rules  # ... and with the maps, as vlm-solve
         except VlmSudokuError:
-            same = types = False
-        json_same, json_types = same, types
-        if maps:
+            pass
+        same, types = _rules_scores(read_rules, truth)
+        json_same, json_types = _rules_scores(json_rules, truth)
+        for layer, text in maps.items():
+            tally = score.by_layer.setdefault(layer, [0, 0])
+            tally[0] += 1
             try:
-                json_rules = parse_rules_answer(answers["rules"])
-                json_same, json_types = same_rules(json_rules, truth), same_rule_types(json_rules, truth)
+                tally[1] += map_is_right(text, layer, truth)
             except VlmSudokuError:
-                json_same = json_types = False
-            for layer, text in maps.items():
-                tally = score.by_layer.setdefault(layer, [0, 0])
-                tally[0] += 1
-                try:
-                    tally[1] += map_is_right(text, layer, truth)
-                except VlmSudokuError:
-                    pass
+                pass
         score.rules_exact_json += json_same
         score.rules_types_json += json_types
         truth_marked = marked_cells(truth)
@@ -216,6 +211,11 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         if rules_drawn(truth):
             score.rules_drawn += 1
             score.rules_drawn_exact += same
+
+
+def _rules_scores(read: Puzzle | None, truth: Puzzle) -> tuple[bool, bool]:
+    """(exactly the truth's rules, the truth's rule types) of a reading; both False for none."""
+    return (same_rules(read, truth), same_rule_types(read, truth)) if read is not None else (False, False)
 
 
 def marked_cells(puzzle: Puzzle) -> set[tuple[str, tuple[int, int]]]:
