@@ -15,19 +15,27 @@ there are; a layer's map replaces the cells of that layer's rules. A real
 Qwen2-VL declares nothing and is asked exactly as before.
 
 Every code is a character the default tokenizer keeps as one token (digits,
-'.', and the letters K, H, V, X), so a map row is one token per cell as a digits
+'.', and capital letters no two of which it merges), so a map row is one token per cell as a digits
 row is; only a cage sum adds its digits. The layers:
 
 - ``regions`` (irregular regions): 1 a wall on the cell's right, 2 below it, 3 both, '.' neither.
 - ``killer``: '.' outside the cages; K in a cage, H if the cage goes on to the right, V if it goes on
   down, X both; a cage sum is written right after the letter of the cell it is printed in.
-- the lines (``thermo``, ``arrow``, ``whisper``, ``renban``, ``palindrome``, ``between``): the step to the
-  line's next cell as on a number pad (6 right, 2 down, 3 down-right, 1 down-left...), 5 at its last cell,
-  '.' off the lines. A thermometer starts at its bulb, an arrow at its circle, other lines at their end
-  nearer the top-left (the rules answer's order).
+- the lines (``thermo``, ``arrow``, ``whisper``, ``renban``, ``palindrome``, ``between``): the segments that
+  leave a line's cell towards its later neighbours in reading order, as number-pad directions: 6 right,
+  1 down-left, 2 down, 3 down-right, 5 none (the segment from an earlier neighbour is that neighbour's);
+  a letter for two (P 6+1, T 6+2, Q 6+3, I 1+2, Y 1+3, U 2+3); '.' off the lines. A thermometer's bulb
+  or an arrow's circle is a letter of its own: O with no such segment, M 6, W 1, J 2, Z 3. Every code says
+  only what is drawn in and around its own cell: run 15's maps, which wrote the step to the line's next
+  cell from one end to the other, had the right cells and the wrong steps, a line's direction being a
+  property of the whole line.
 - ``kropki`` and ``xv``: the marks on the cell's right and bottom edges as 3 x right + bottom, where 1 is a
   white dot (X) and 2 a black dot (V); '.' for none.
 - ``odd_even``: 1 an odd (shaded circle) cell, 2 an even one, '.' neither.
+- ``outside`` (clues outside the grid): a map of n + 2 rows of n + 2 places, the grid and the ring of places
+  around it, where every cell of the grid is '.'; a sandwich clue is S and its sum, a little killer clue the
+  way its arrow points (DR, DL, UR, UL, one token each) and its sum (two clues at one place joined by '+'),
+  any other place '.'.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from ..solver.constraints.base import Constraint
 from ..solver.constraints.cells import Even, Odd
 from ..solver.constraints.lines import Between, Palindrome, Renban, Thermo, Whisper
 from ..solver.constraints.pairs import XV, Kropki
-from ..solver.constraints.sums import Arrow, Killer
+from ..solver.constraints.sums import Arrow, Killer, LittleKiller, Sandwich
 from ..solver.errors import ModelOutputError, PuzzleFormatError
 from ..solver.puzzle import Puzzle
 from .answers import quote
@@ -53,18 +61,30 @@ LINE_CLASSES = {"thermo": Thermo, "arrow": Arrow, "whisper": Whisper, "renban": 
 #: The rule types each layer stands for ("regions" stands for irregular regions, not for a rule).
 LAYER_RULES: dict[str, tuple[str, ...]] = {
     "regions": (), "killer": ("killer",), **{k: (k,) for k in LINE_CLASSES}, "kropki": ("kropki",), "xv": ("xv",),
-    "odd_even": ("odd", "even"),
+    "odd_even": ("odd", "even"), "outside": ("sandwich", "little_killer"),
 }
 LAYERS = tuple(LAYER_RULES)
 
-NUMPAD = {(-1, -1): "7", (-1, 0): "8", (-1, 1): "9", (0, -1): "4", (0, 1): "6", (1, -1): "1", (1, 0): "2", (1, 1): "3"}
-STEP_OF = {v: k for k, v in NUMPAD.items()}
-LINE_END = "5"
+#: A line's segments from a cell to its later neighbours in reading order, as number-pad directions.
+FORWARD = {(0, 1): "6", (1, -1): "1", (1, 0): "2", (1, 1): "3"}
+STEP_OF = {v: k for k, v in FORWARD.items()}
+#: (a thermometer's bulb or an arrow's circle, the cell's forward segments) -> its code.
+SEGMENT_CODES = {
+    (False, ""): "5", (False, "6"): "6", (False, "1"): "1", (False, "2"): "2", (False, "3"): "3",
+    (False, "16"): "P", (False, "26"): "T", (False, "36"): "Q", (False, "12"): "I", (False, "13"): "Y",
+    (False, "23"): "U",
+    (True, ""): "O", (True, "6"): "M", (True, "1"): "W", (True, "2"): "J", (True, "3"): "Z",
+}
+SEGMENTS_OF = {code: key for key, code in SEGMENT_CODES.items()}
+DIRECTED = ("thermo", "arrow")  # lines read from their bulb
 JOIN_LETTERS = "KHVX"  # index = 1 (joins right) + 2 (joins down)
 EDGE_MARKS = {"kropki": {1: ("white", 1), 2: ("black", 2)}, "xv": {1: 10, 2: 5}}
-_CELL = {"killer": re.compile(r"[.KHVX]\d*"), "default": re.compile(r".")}
+_CLUE = re.compile(r"(S|DR|DL|UR|UL)(\d+)")
+_CELL = {"killer": re.compile(r"[.KHVX]\d*"), "outside": re.compile(r"\.|(?:S|DR|DL|UR|UL)\d+(?:\+(?:S|DR|DL|UR|UL)\d+)*"),
+         "default": re.compile(r".")}
 _ALPHABET = {"regions": ".123", "odd_even": ".12", "kropki": ".12345678", "xv": ".12345678",
-             **{k: "." + "".join(NUMPAD.values()) + LINE_END for k in LINE_CLASSES}}
+             **{k: "." + "".join(code for (bulb, _), code in SEGMENT_CODES.items() if k in DIRECTED or not bulb)
+                for k in LINE_CLASSES}}
 
 Rows = list[list[str]]
 
@@ -82,9 +102,19 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
     have no such map (cells on two lines or cages of one kind, a two-cell arrow bulb, a dot of another value,
     two marks on one edge)."""
     n = puzzle.size
-    rows = [["."] * n for _ in range(n)]
+    rows = [["."] * (n + 2 if layer == "outside" else n) for _ in range(n + 2 if layer == "outside" else n)]
     cons = [c for c in puzzle.constraints if c.rule in LAYER_RULES[layer]]
-    if layer == "regions":
+    if layer == "outside":
+        places: dict[Cell, list[str]] = {}
+        for con in cons:
+            if isinstance(con, Sandwich):  # where the renderer prints it: above its column, left of its row
+                (r, c), code = (-1, con.index) if con.axis == "col" else (con.index, -1), f"S{con.total}"
+            else:
+                (r, c), code = con.clue, f"{con.direction}{con.total}"  # type: ignore[attr-defined]
+            places.setdefault((r, c), []).append(code)
+        for (r, c), codes in places.items():
+            rows[r + 1][c + 1] = "+".join(sorted(codes))
+    elif layer == "regions":
         g = puzzle.regions
         for r in range(n):
             for c in range(n):
@@ -103,12 +133,12 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
     elif layer in LINE_CLASSES:
         for con in cons:
             path = _path_of(con)
-            if path is None:
+            if path is None or any(rows[r][c] != "." for r, c in path):
                 return None
             for k, (r, c) in enumerate(path):
-                if rows[r][c] != ".":
-                    return None
-                rows[r][c] = NUMPAD[(path[k + 1][0] - r, path[k + 1][1] - c)] if k + 1 < len(path) else LINE_END
+                steps = [(o[0] - r, o[1] - c) for o in path[max(0, k - 1):k] + path[k + 1:k + 2]]
+                forward = "".join(sorted(FORWARD[s] for s in steps if s in FORWARD))
+                rows[r][c] = SEGMENT_CODES[(layer in DIRECTED and k == 0, forward)]
     elif layer in EDGE_MARKS:
         codes = {value: code for code, value in EDGE_MARKS[layer].items()}
         for con in cons:
@@ -130,8 +160,8 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
 def _path_of(con: Constraint) -> list[Cell] | None:
     if isinstance(con, Arrow):
         return [*con.bulb, *con.shaft] if len(con.bulb) == 1 else None
-    path = _reading_order(con.rule, list(con.line))  # type: ignore[attr-defined]
-    steps_ok = all((b[0] - a[0], b[1] - a[1]) in NUMPAD for a, b in zip(path, path[1:]))
+    path = list(con.line)  # type: ignore[attr-defined]
+    steps_ok = all(max(abs(b[0] - a[0]), abs(b[1] - a[1])) == 1 for a, b in zip(path, path[1:]))
     return path if steps_ok else None
 
 
@@ -140,21 +170,22 @@ def parse_map(text: str, layer: str, size: int) -> Rows:
     the rows themselves must be consecutive and complete, each cell a code of ``layer``."""
     pattern = _CELL.get(layer, _CELL["default"])
     alphabet = _ALPHABET.get(layer)
+    width = size + 2 if layer == "outside" else size  # (the grid and the ring around it)
     rows: Rows = []
     for line in text.splitlines():
         flat = line.replace(" ", "").replace("|", "")
         cells = pattern.findall(flat)
         fits = bool(flat) and "".join(cells) == flat and (alphabet is None or all(ch in alphabet for ch in cells))
         if fits:
-            if len(cells) != size:
+            if len(cells) != width:
                 raise ModelOutputError(f"row {len(rows) + 1} of the model's {layer} map has {len(cells)} cells, "
-                                       f"not {size}: {quote(text)}")
+                                       f"not {width}: {quote(text)}")
             rows.append(cells)
-            if len(rows) == size:
+            if len(rows) == width:
                 return rows
         elif rows:
             break
-    raise ModelOutputError(f"the model's {layer} map has {len(rows)} complete row(s) of {size} cells for a "
+    raise ModelOutputError(f"the model's {layer} map has {len(rows)} complete row(s) of {width} cells for a "
                            f"{size}x{size} grid: {quote(text)}")
 
 
@@ -170,6 +201,8 @@ def read_map(text: str, layer: str, size: int) -> list[Constraint] | tuple[tuple
             return _lines(rows, layer)
         if layer in EDGE_MARKS:
             return _edge_marks(rows, layer, size)
+        if layer == "outside":
+            return _outside(rows, size)
         odd = tuple((r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "1")
         even = tuple((r, c) for r, row in enumerate(rows) for c, ch in enumerate(row) if ch == "2")
         return ([Odd(odd)] if odd else []) + ([Even(even)] if even else [])
@@ -224,44 +257,44 @@ def _cages(rows: Rows, n: int) -> list[Constraint]:
 
 
 def _lines(rows: Rows, layer: str) -> list[Constraint]:
-    step = {(r, c): ch for r, row in enumerate(rows) for c, ch in enumerate(row) if ch != "."}
-    following: dict[Cell, Cell] = {}
-    for (r, c), ch in step.items():
-        if ch == LINE_END:
-            continue
-        dr, dc = STEP_OF[ch]
-        nxt = (r + dr, c + dc)
-        if nxt not in step:
-            raise PuzzleFormatError(f"the line at r{r + 1}c{c + 1} steps off the lines")
-        if nxt in following.values():
-            raise PuzzleFormatError(f"two lines step into r{nxt[0] + 1}c{nxt[1] + 1}")
-        following[(r, c)] = nxt
-    starts = sorted(set(step) - set(following.values()))
+    on = {(r, c): SEGMENTS_OF[ch] for r, row in enumerate(rows) for c, ch in enumerate(row) if ch != "."}
+    joined: list[tuple[Cell, Cell]] = []
+    for (r, c), (_bulb, forward) in on.items():
+        for ch in forward:
+            other = (r + STEP_OF[ch][0], c + STEP_OF[ch][1])
+            if other not in on:
+                raise PuzzleFormatError(f"the line at r{r + 1}c{c + 1} goes on to a cell off the lines")
+            joined.append(((r, c), other))
+    neighbours: dict[Cell, list[Cell]] = {cell: [] for cell in on}
+    for a, b in joined:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    for (r, c), near in neighbours.items():
+        if len(near) > 2:
+            raise PuzzleFormatError(f"the line at r{r + 1}c{c + 1} branches")
     out: list[Constraint] = []
-    seen: set[Cell] = set()
-    for start in starts:
-        path = [start]
-        while path[-1] in following:
-            path.append(following[path[-1]])
-        seen.update(path)
+    for group in _components(on, joined):
+        where = f"r{group[0][0] + 1}c{group[0][1] + 1}"
+        if len(group) < 2:
+            raise PuzzleFormatError(f"the line at {where} has one cell")
+        ends = [cell for cell in group if len(neighbours[cell]) == 1]
+        if not ends:
+            raise PuzzleFormatError(f"the line at {where} closes on itself")
+        bulbs = [cell for cell in group if on[cell][0]]
+        if layer in DIRECTED and (len(bulbs) != 1 or bulbs[0] not in ends):
+            raise PuzzleFormatError(f"the line at {where} needs one {'bulb' if layer == 'thermo' else 'circle'} "
+                                    f"at an end, not {len(bulbs)}" + (" in its middle" if len(bulbs) == 1 else ""))
+        path = [bulbs[0] if layer in DIRECTED else min(ends)]
+        while len(path) < len(group):
+            path.append(next(cell for cell in neighbours[path[-1]] if cell not in path[-2:]))
         out.append(_line_rule(layer, path))
-    if len(seen) != len(step):
-        raise PuzzleFormatError("a line closes on itself")
     return out
 
 
 def _line_rule(layer: str, path: list[Cell]) -> Constraint:
-    if len(path) < 2:
-        raise PuzzleFormatError(f"the line at r{path[0][0] + 1}c{path[0][1] + 1} has one cell")
     if layer == "arrow":
         return Arrow((path[0],), tuple(path[1:]))
-    return LINE_CLASSES[layer](tuple(_reading_order(layer, path)))  # type: ignore[call-arg]
-
-
-def _reading_order(layer: str, path: list[Cell]) -> list[Cell]:
-    """A line that reads the same both ways starts at its end nearer the top-left (the rules answer's order);
-    a thermometer keeps its bulb first."""
-    return path[::-1] if layer != "thermo" and path[-1] < path[0] else path
+    return LINE_CLASSES[layer](tuple(path))  # type: ignore[call-arg]
 
 
 def _edge_marks(rows: Rows, layer: str, n: int) -> list[Constraint]:
@@ -278,6 +311,24 @@ def _edge_marks(rows: Rows, layer: str, n: int) -> list[Constraint]:
                     raise PuzzleFormatError(f"a mark on r{r + 1}c{c + 1}'s edge lies outside the grid")
                 value = EDGE_MARKS[layer][code]
                 out.append(Kropki((r, c), other, *value) if layer == "kropki" else XV((r, c), other, value))  # type: ignore[misc]
+    return out
+
+
+def _outside(rows: Rows, n: int) -> list[Constraint]:
+    out: list[Constraint] = []
+    for i, row in enumerate(rows):
+        for j, code in enumerate(row):
+            r, c = i - 1, j - 1
+            if code != "." and 0 <= r < n and 0 <= c < n:
+                raise PuzzleFormatError(f"a clue lies in the grid's cell r{r + 1}c{c + 1}")
+            for kind, total in _CLUE.findall(code):  # (a place may hold several: two arrows from one place)
+                if kind != "S":
+                    out.append(LittleKiller._make((r, c), kind, int(total), n))
+                elif (r in (-1, n)) == (c in (-1, n)):
+                    raise PuzzleFormatError(f"a sandwich clue sits at a corner of the grid (r{r + 1}c{c + 1})")
+                else:
+                    axis, index = ("col", c) if r in (-1, n) else ("row", r)
+                    out.append(Sandwich.from_rule({axis: index + 1, "sum": int(total)}, n))
     return out
 
 

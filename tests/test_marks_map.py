@@ -15,7 +15,7 @@ from vlm_sudoku.runtime.model_config import ModelFolderError
 from vlm_sudoku.runtime.tokenizer import Tokenizer
 from vlm_sudoku.solver.constraints.lines import Between, Palindrome, Thermo
 from vlm_sudoku.solver.constraints.pairs import XV, Kropki
-from vlm_sudoku.solver.constraints.sums import Arrow, Killer
+from vlm_sudoku.solver.constraints.sums import Arrow, Killer, LittleKiller, Sandwich
 from vlm_sudoku.solver.errors import ModelOutputError
 from vlm_sudoku.solver.puzzle import Puzzle
 from vlm_sudoku.tools.eval_reader import same_rules
@@ -48,7 +48,7 @@ def test_every_layer_of_generated_puzzles_reads_back_to_the_same_rules() -> None
         for layer in layers_of(puzzle):
             text = map_text(puzzle, layer)
             assert text is not None, (layer, puzzle)
-            assert len(text.splitlines()) == puzzle.size
+            assert len(text.splitlines()) == puzzle.size + 2 * (layer == "outside")  # (the ring around the grid)
             assert map_is_right(text, layer, puzzle)
             assert not same_rules(_without(puzzle, layer), puzzle)
             assert same_rules(with_maps(_without(puzzle, layer), {layer: text}), puzzle), (layer, text)
@@ -56,17 +56,18 @@ def test_every_layer_of_generated_puzzles_reads_back_to_the_same_rules() -> None
     assert met == set(TRAINED_LAYERS)
 
 
-def test_line_layers_write_the_step_to_the_next_cell_and_read_their_direction_back() -> None:
-    """A thermometer and an arrow keep their direction (bulb first); palindrome and between lines, which read the
-    same both ways, come back starting at the end nearer the top-left; cages keep their sums, up to three digits
-    on 16x16."""
+def test_line_layers_write_each_cells_own_segments_and_read_their_direction_back() -> None:
+    """A line's cell names only the segments to its later neighbours (a letter for two) and whether it is the
+    bulb; a thermometer and an arrow come back bulb first, palindrome and between lines, which read the same
+    both ways, starting at the end nearer the top-left; cages keep their sums, up to three digits on 16x16."""
     thermo = Thermo(((2, 2), (1, 1), (1, 2), (0, 3)))
     arrow = Arrow(((3, 0),), ((2, 0), (2, 1)))
     pal = Palindrome(((0, 0), (1, 0), (2, 1)))
     between = Between(((3, 3), (2, 3), (1, 3)))
     puzzle = Puzzle.create(4, constraints=[thermo, arrow, pal, between])
-    assert map_text(puzzle, "thermo") == "...5\n.69.\n..7.\n...."
-    assert map_text(puzzle, "arrow") == "....\n....\n65..\n8..."
+    assert map_text(puzzle, "thermo") == "...1\n.Q5.\n..O.\n...."  # bulb; down-right + right; none; down-left
+    assert map_text(puzzle, "arrow") == "....\n....\nT5..\nO..."  # the circle; down + right; none
+    assert map_text(puzzle, "palindrome") == "2...\n3...\n.5..\n...."
     for layer, rule in (("thermo", thermo), ("arrow", arrow), ("palindrome", pal)):
         assert read_map(map_text(puzzle, layer), layer, 4) == [rule]
     assert read_map(map_text(puzzle, "between"), "between", 4) == [Between(((1, 3), (2, 3), (3, 3)))]
@@ -74,6 +75,20 @@ def test_line_layers_write_the_step_to_the_next_cell_and_read_their_direction_ba
     big = Puzzle.create(16, constraints=[cage])
     assert map_text(big, "killer").splitlines()[0] == "X136" + "X" * 6 + "V" + "." * 8
     assert read_map(map_text(big, "killer"), "killer", 16) == [cage]
+
+
+def test_clues_outside_the_grid_are_a_map_of_the_grid_and_the_ring_around_it() -> None:
+    """A sandwich clue above its column or left of its row, a little killer where it is printed with the way its
+    arrow points; two clues at one place are joined by '+', and each reads back where it was."""
+    clues = [Sandwich("col", 1, 5), Sandwich("row", 0, 0), LittleKiller((-1, -1), "DR", 10, 4),
+             LittleKiller((0, -1), "DR", 7, 4), LittleKiller((4, 2), "UL", 3, 4)]
+    puzzle = Puzzle.create(4, constraints=clues)
+    text = map_text(puzzle, "outside")
+    assert text == "DR10.S5...\nDR7+S0.....\n......\n......\n......\n...UL3.."
+    assert sorted(map(repr, read_map(text, "outside", 4))) == sorted(map(repr, clues))
+    # a sandwich clue below its column or right of its row says the same as above or left of it
+    assert read_map("......\n.....S4\n......\n......\n......\n..S9...", "outside", 4) == [
+        Sandwich("row", 0, 4), Sandwich("col", 1, 9)]
 
 
 def test_edge_marks_are_three_times_the_right_edge_plus_the_bottom_edge() -> None:
@@ -86,28 +101,39 @@ def test_edge_marks_are_three_times_the_right_edge_plus_the_bottom_edge() -> Non
 
 
 def test_a_map_is_one_token_per_code_in_the_default_tokenizer() -> None:
-    """Why the codes are digits, '.', K, H, V and X: the default tokenizer keeps each of them, in any
-    neighbourhood, as a token of its own, so a map row walks over the cells one token each as a digits row does."""
+    """Why the codes are digits, '.' and capital letters no two of which the default tokenizer merges: it keeps
+    each of them, in any neighbourhood, as a token of its own, so a map row walks over the cells one token each
+    as a digits row does (a cage sum or a clue outside the grid adds a token per digit; a little killer's
+    arrow, DR, DL, UR or UL, is one token)."""
     tok = Tokenizer.from_folder(default_model_dir())
-    for puzzle in _puzzles(60):
+    for puzzle in _puzzles(120):
         for layer in layers_of(puzzle):
             text = map_text(puzzle, layer)
-            assert len(tok.encode(text)) == len(text), (layer, text)
+            arrows = sum(text.count(a) for a in ("DR", "DL", "UR", "UL"))
+            assert len(tok.encode(text)) == len(text) - arrows, (layer, text)
 
 
 @pytest.mark.parametrize("layer, text, why", [
     ("killer", "K5K.\n....\n....\n....", "row 1 of the model's killer map has 3 cells, not 4"),
     ("killer", "H...\n....\n....\n....", "goes on to a cell outside the cages"),
     ("killer", "H3K4..\n....\n....\n....", "has 2 sums"),
-    ("thermo", "6...\n....\n....\n....", "steps off the lines"),
-    ("thermo", "65..\n.8..\n....\n....", "two lines step into"),
-    ("thermo", "62..\n84..\n....\n....", "closes on itself"),
-    ("thermo", "5...\n....\n....\n....", "has one cell"),
+    ("thermo", "M...\n....\n....\n....", "goes on to a cell off the lines"),
+    ("whisper", "6T5.\n.5..\n....\n....", "branches"),
+    ("whisper", "T1..\n5...\n....\n....", "closes on itself"),
+    ("thermo", "O...\n....\n....\n....", "has one cell"),
+    ("thermo", "65..\n....\n....\n....", "needs one bulb at an end, not 0"),
+    ("arrow", "6M5.\n....\n....\n....", "needs one circle at an end, not 1 in its middle"),
+    ("thermo", "MO..\n....\n....\n....", "not 2"),
+    ("whisper", "M5..\n....\n....\n....", "complete row(s)"),  # a bulb on a whisper: not a whisper map's code
     ("kropki", "...3\n....\n....\n....", "lies outside the grid"),
     ("regions", "1...\n....\n....\n....", "regions must be"),
     ("odd_even", "1.2\n....\n....\n....", "row 1 of the model's odd_even map has 3 cells"),
     ("odd_even", "1..3\n....\n....\n....", "3 complete row(s)"),  # a line with another code is chatter
     ("xv", "....\n....\n....", "3 complete row(s)"),
+    ("outside", "......\n.S3....\n......\n......\n......\n......", "lies in the grid's cell r1c1"),
+    ("outside", "S3.....\n......\n......\n......\n......\n......", "at a corner of the grid"),
+    ("outside", "UR3.....\n......\n......\n......\n......\n......", "misses the grid"),
+    ("outside", "....\n....\n....\n....", "row 1 of the model's outside map has 4 cells, not 6"),
 ])
 def test_a_map_that_is_not_one_is_a_one_line_model_output_error(layer: str, text: str, why: str) -> None:
     with pytest.raises(ModelOutputError) as err:
@@ -120,7 +146,7 @@ def test_chatter_before_the_rows_is_skipped_and_a_map_showing_nothing_is_refused
     rules = '{"size":4,"rules":[{"type":"thermo","cells":["r1c1","r1c2"]}]}'
     with pytest.raises(ModelOutputError, match="thermo map shows none, though its rules answer names thermo"):
         read_answers(rules, "....\n" * 4, {"thermo": "....\n" * 4})
-    puzzle = read_answers(rules, "1...\n....\n....\n....", {"thermo": "....\n.3..\n..5.\n...."})
+    puzzle = read_answers(rules, "1...\n....\n....\n....", {"thermo": "....\n.Z..\n..5.\n...."})
     assert puzzle.constraints == (Thermo(((1, 1), (2, 2))),) and puzzle.givens[0][0] == 1
 
 

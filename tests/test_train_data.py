@@ -289,19 +289,20 @@ def test_the_marks_question_is_asked_of_puzzles_with_markings_and_answered_with_
     from vlm_sudoku.tools.train.data import _mapped_layers
 
     maker = SampleMaker(tiny_qwen2_vl_dir, seed=4, mix=Mix(photo_rate=0.0, questions=(0, 1, 0, 0, 9),
-                                                           kinds="classic,killer,thermo,kropki"), photos_dir=None)
+                                                           kinds="classic,killer,thermo,sandwich"), photos_dir=None)
     asked = set()
-    for i in range(12):
+    for i in range(24):
         sample = maker(i)
         text = maker.tok.decode(sample.input_ids)
         layer = next((k.removeprefix("map:") for k, q in MAP_QUESTIONS.items() if q in text), None)
         if sample.question == "marks":
             answer = maker.tok.decode([t for t in sample.labels if t >= 0][:-1])
-            assert layer is not None and len(answer.splitlines()) in (4, 6, 9, 16)
+            rows = len(answer.splitlines()) - 2 * (layer == "outside")  # (the ring of places around the grid)
+            assert layer is not None and rows in (4, 6, 9, 16)
             asked.add(layer)
         else:
             assert sample.question == "rules" and layer is None
-    assert asked >= {"killer"}
+    assert asked >= {"killer", "outside"}
     classic, _ = sample_puzzle(random.Random(0), kinds=parse_kinds("classic"))
     killer, _ = sample_puzzle(random.Random(0), kinds=("killer",), sizes=(9,))
     assert _mapped_layers(classic) == [] and "killer" in _mapped_layers(killer)

@@ -85,7 +85,8 @@ class Mix:
 
 #: The marks-map layers the rendered puzzles train (runtime/marks_map.py; the generator draws no palindrome or
 #: between lines), which a model trained with marks-map questions declares.
-TRAINED_LAYERS = ("regions", "killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even")
+TRAINED_LAYERS = ("regions", "killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even",
+                  "outside")
 
 
 @dataclass
