@@ -142,14 +142,16 @@ def _lines(body: str, base: int) -> Iterator[tuple[str, int]]:
         at += len(piece)
 
 
-def read_answers(rules_text: str, digits_text: str, maps: Mapping[str, str] | None = None) -> Puzzle:
+def read_answers(rules_text: str, digits_text: str, maps: Mapping[str, str] | None = None,
+                 map_problems: list[str] | None = None) -> Puzzle:
     """The whole puzzle from the two answers; the rules say the size the digits must have. ``maps``: the
-    marks-map answers by layer, whose rules replace the rules answer's (runtime/marks_map.py)."""
+    marks-map answers by layer, whose rules replace the rules answer's (runtime/marks_map.py); with
+    ``map_problems``, a map that cannot be used leaves its layer to the rules answer and says why there."""
     from .marks_map import with_maps  # (marks_map quotes answers with this module's quote)
 
     rules = parse_rules_answer(rules_text)
     if maps:
-        rules = with_maps(rules, maps)
+        rules = with_maps(rules, maps, map_problems)
     givens = parse_digits_answer(digits_text, rules.size)
     return rules.with_givens(givens)
 

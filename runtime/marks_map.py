@@ -332,21 +332,29 @@ def _outside(rows: Rows, n: int) -> list[Constraint]:
     return out
 
 
-def with_maps(puzzle: Puzzle, maps: Mapping[str, str]) -> Puzzle:
+def with_maps(puzzle: Puzzle, maps: Mapping[str, str], problems: list[str] | None = None) -> Puzzle:
     """The rules answer's puzzle with each mapped layer's rules (or regions) taken from its map.
 
-    The two answers must agree on what there is: a layer whose map shows nothing while the rules answer
-    names it is a reading that cannot be trusted, so it is reported, not guessed."""
+    A map that is not one, or that shows nothing of a layer the rules answer names (the two answers disagree),
+    cannot be trusted. Without ``problems`` that is a ModelOutputError. With it, that layer keeps the rules
+    answer's rules, and why goes into ``problems`` (one line each, for the user to see): one layer's bad map
+    then costs that layer, not the whole reading, and the solver still says whether the rules hold together."""
     n = puzzle.size
     cons = list(puzzle.constraints)
     for layer, text in maps.items():
-        read = read_map(text, layer, n)
+        try:
+            read = read_map(text, layer, n)
+            if layer != "regions" and not read:
+                raise ModelOutputError(f"the model's {layer} map shows none, though its rules answer names "
+                                       f"{'/'.join(LAYER_RULES[layer])} rules: {quote(text)}")
+        except ModelOutputError as exc:
+            if problems is None:
+                raise
+            problems.append(f"{exc}; the {layer} rules are the rules answer's")
+            continue
         if layer == "regions":  # (read_map has checked them: n regions of n cells)
             puzzle = Puzzle.create(n, puzzle.givens, regions=read, constraints=cons, alphabet=puzzle.alphabet)
             continue
-        if not read:
-            raise ModelOutputError(f"the model's {layer} map shows none, though its rules answer names "
-                                   f"{'/'.join(LAYER_RULES[layer])} rules: {quote(text)}")
         cons = [c for c in cons if c.rule not in LAYER_RULES[layer]] + list(read)  # type: ignore[arg-type]
     return replace(puzzle, constraints=tuple(cons))
 

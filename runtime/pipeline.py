@@ -85,6 +85,7 @@ class Outcome:
     # model's alternatives); with corrections, ``puzzle`` and ``result`` above are the corrected reading's.
     check: ReadingCheck | None = None
     views: int = 1  # digits answers whose belief ``puzzle``'s givens are (runtime/digit_belief.py)
+    map_problems: list[str] = field(default_factory=list)  # marks maps left unused, and why (marks_map.with_maps)
 
     @property
     def read_puzzle(self) -> Puzzle | None:
@@ -271,7 +272,10 @@ class Pipeline:
         with a reading; raises VlmSudokuError for answers that are not a puzzle."""
         stage = on_stage or (lambda name, info: None)
         t = time.perf_counter()
-        out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text, reading.maps())
+        out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text, reading.maps(),
+                                  out.map_problems)
+        if out.map_problems:
+            stage("maps", {"problems": out.map_problems})
         # one answer's choices are weighed only if the check runs (a 152k vocabulary's log-softmax is ~1.5 ms a
         # token); several views' are combined first
         belief = self.belief(reading, out.puzzle.size) if reading.more_digits else None
@@ -306,6 +310,8 @@ def outcome_json(out: Outcome) -> dict[str, Any]:
             obj["status_as_read"] = out.check.read_status
         obj["corrections"] = [c.as_json() for c in out.corrections]
         obj["views"] = out.views
+        if out.map_problems:
+            obj["map_problems"] = out.map_problems
         obj["rules"] = write_rules(out.puzzle.with_givens([[0] * out.puzzle.size] * out.puzzle.size))
     if out.result is not None and out.puzzle is not None:
         res = result_json(out.puzzle, out.result)

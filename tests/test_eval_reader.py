@@ -165,14 +165,16 @@ def test_readings_with_marks_maps_are_scored_with_them_and_without() -> None:
     misplaced = '{"size":4,"rules":[{"type":"thermo","cells":["r1c1","r1c2","r1c3"]}]}'
     score = Score()
     blank = Image.new("RGB", (8, 8))
-    right_map, wrong_map = map_text(truth, "thermo"), "....\n.6.5\n....\n...."
-    for rules, thermo_map in ((misplaced, right_map), (misplaced, wrong_map), (rules_answer(truth), wrong_map)):
+    right_map, misplaced_map = map_text(truth, "thermo"), map_text(parse_rules_answer(misplaced), "thermo")
+    not_a_map = "....\n.6.5\n....\n...."  # (it steps off the lines: vlm-solve keeps the rules answer's thermo)
+    for rules, thermo_map in ((misplaced, right_map), (misplaced, not_a_map), (rules_answer(truth), not_a_map),
+                              (rules_answer(truth), misplaced_map)):
         score_item(Item("x", blank, truth), {"rules": rules, "digits": digits_answer(truth), "map:thermo": thermo_map},
                    score)
     classic = parse_rules_answer('{"size":4,"rules":[]}')  # no map asked: the same either way
     score_item(Item("x", blank, classic), {"rules": rules_answer(classic), "digits": digits_answer(classic)}, score)
     row = score.row("set")
-    assert (row["rules_exact"], row["rules_exact_without_maps"]) == (2 / 4, 2 / 4)
-    assert (row["rules_types"], row["rules_types_without_maps"]) == (2 / 4, 4 / 4)  # a map that is not one: unreadable
-    assert row["maps_by_layer"] == {"thermo": {"maps": 3, "exact": 1 / 3}}
-    assert "| thermo | 3 | 33% |" in table([row])
+    assert (row["rules_exact"], row["rules_exact_without_maps"]) == (3 / 5, 3 / 5)  # readings 1, 3, 5 / 3, 4, 5
+    assert (row["rules_types"], row["rules_types_without_maps"]) == (5 / 5, 5 / 5)
+    assert row["maps_by_layer"] == {"thermo": {"maps": 4, "exact": 1 / 4}}
+    assert "| thermo | 4 | 25% |" in table([row])

@@ -13,6 +13,7 @@ from vlm_sudoku.runtime.marks_map import (LAYERS, declared_layers, layers_of, ma
                                           parse_map, read_map, with_maps)
 from vlm_sudoku.runtime.model_config import ModelFolderError
 from vlm_sudoku.runtime.tokenizer import Tokenizer
+from vlm_sudoku.solver.constraints.cells import Even
 from vlm_sudoku.solver.constraints.lines import Between, Palindrome, Thermo
 from vlm_sudoku.solver.constraints.pairs import XV, Kropki
 from vlm_sudoku.solver.constraints.sums import Arrow, Killer, LittleKiller, Sandwich
@@ -169,3 +170,42 @@ def test_a_model_declares_its_layers_in_its_preprocessor_config() -> None:
     jigsaw = sample_puzzle(random.Random(7), kinds=("killer",), sizes=(6,))[0]
     assert set(layers_of(jigsaw)) <= set(LAYERS)
     assert layers_of(jigsaw, declared=()) == []
+
+
+def test_a_map_that_cannot_be_used_leaves_its_layer_to_the_rules_answer_and_says_why() -> None:
+    """vlm-solve's reading: a map that is not one, or shows nothing of a layer the rules answer names, costs that
+    layer (its rules stay the rules answer's, and a one-line problem says why), not the whole reading; the other
+    maps are used. Asked to, with_maps raises instead (a ModelOutputError, exit status 5)."""
+    rules = '{"size":4,"rules":[{"type":"thermo","cells":["r1c1","r1c2"]},{"type":"odd","cells":["r4c4"]}]}'
+    digits = "1...\n....\n....\n...."
+    maps = {"thermo": "M...\n....\n....\n....", "odd_even": "....\n....\n....\n2..."}
+    with pytest.raises(ModelOutputError, match="thermo map is not valid"):
+        read_answers(rules, digits, maps)
+    problems: list[str] = []
+    puzzle = read_answers(rules, digits, maps, problems)
+    assert sorted(map(repr, puzzle.constraints)) == sorted(map(repr, [Thermo(((0, 0), (0, 1))), Even(((3, 0),))]))
+    assert len(problems) == 1 and "\n" not in problems[0]
+    assert "thermo map is not valid" in problems[0] and problems[0].endswith("the thermo rules are the rules answer's")
+    problems.clear()
+    read_answers(rules, digits, {"thermo": "....\n" * 4}, problems)
+    assert "thermo map shows none, though its rules answer names thermo" in problems[0]
+
+
+def test_vlm_solve_reports_a_map_left_unused_with_the_reading() -> None:
+    """Pipeline.settle (what vlm-solve and eval_reader do with a reading) reads with the maps it can use and
+    keeps the problems for stderr and --json."""
+    from vlm_sudoku.runtime.engine import Generation
+    from vlm_sudoku.runtime.pipeline import Outcome, Pipeline, Reading, outcome_json
+
+    def said(text: str) -> Generation:
+        return Generation(tokens=[], text=text, prompt_tokens=0, prefill_s=0.0, decode_s=0.0, stopped=True)
+
+    rules = '{"size":4,"rules":[{"type":"thermo","cells":["r1c1","r1c2"]}]}'
+    reading = Reading(encoded=[], prefix_tokens=0, prefix_s=0.0, answers={
+        "rules": said(rules), "digits": said("1...\n....\n....\n...."), "map:thermo": said("6...\n" + "....\n" * 3)})
+    pipeline = Pipeline.load(default_model_dir(), provider="cpu", check_reading=False, views=1)
+    out = Outcome("x.png", reading=reading)
+    pipeline.settle(reading, out)
+    assert out.puzzle is not None and out.puzzle.constraints == (Thermo(((0, 0), (0, 1))),)
+    assert len(out.map_problems) == 1 and "goes on to a cell off the lines" in out.map_problems[0]
+    assert outcome_json(out)["map_problems"] == out.map_problems

@@ -180,7 +180,7 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         maps = maps_in(answers)
         try:
             json_rules = parse_rules_answer(answers["rules"])  # the rules answer alone ...
-            read_rules = with_maps(json_rules, maps) if maps else json_rules  # ... and with the maps, as vlm-solve
+            read_rules = with_maps(json_rules, maps, []) if maps else json_rules  # ... and with the maps, as vlm-solve
         except VlmSudokuError:
             pass
         same, types = _rules_scores(read_rules, truth)
