@@ -309,3 +309,22 @@ def test_the_marks_question_is_asked_of_puzzles_with_markings_and_answered_with_
     assert map_text(killer, "killer") is not None
     with pytest.raises(ValueError, match="needs a weight for each of digits, rules, cells, row, marks"):
         Mix(questions=(1, 0, 0, 0))
+
+
+def test_several_questions_about_one_picture_are_consecutive_samples(tiny_qwen2_vl_dir) -> None:
+    """With per_picture k, samples k*j .. k*j+k-1 are questions about one drawn picture (the costly part, drawn
+    once per worker) and the next k another picture; a sample is still a pure function of (seed, index),
+    whatever the worker made before it. k = 1 draws a picture per sample."""
+    mix = Mix(photo_rate=0.0, questions=(1, 1, 1, 1, 1), per_picture=3, kinds="classic,killer,thermo", sizes=(4, 6))
+    maker = SampleMaker(tiny_qwen2_vl_dir, seed=5, mix=mix, photos_dir=None)
+    samples = [maker(i) for i in range(9)]
+    for j in range(3):
+        group = samples[3 * j:3 * j + 3]
+        assert all(np.array_equal(group[0].pixel_values, s.pixel_values) for s in group[1:])
+        assert len({s.question for s in group}) == 3  # no question asked twice of one picture while kinds are left
+    assert not np.array_equal(samples[0].pixel_values, samples[3].pixel_values)
+    assert len({tuple(s.input_ids) for s in samples}) == 9 and len({s.question for s in samples}) > 1
+    fresh = SampleMaker(tiny_qwen2_vl_dir, seed=5, mix=mix, photos_dir=None)(4)  # no picture cached before it
+    assert fresh.input_ids == samples[4].input_ids and np.array_equal(fresh.pixel_values, samples[4].pixel_values)
+    single = SampleMaker(tiny_qwen2_vl_dir, seed=5, mix=Mix(photo_rate=0.0, kinds="classic"), photos_dir=None)
+    assert not np.array_equal(single(0).pixel_values, single(1).pixel_values)

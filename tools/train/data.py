@@ -76,6 +76,10 @@ class Mix:
     corner_jitter: float = 0.012  # grid-view models: std of the corner error, as a share of the grid's side
     photo_shuffle: float = 0.0  # share of training photos whose grid's bands and stacks are reordered (shuffle.py)
     few_clues: float = 0.0  # share of variant puzzles cut to 1-2 clues of each marking (render.puzzles.fewer_clues)
+    # Consecutive samples asked about one picture, each its own question (drawn by weight without repeats while
+    # there are kinds left). Why: drawing and preprocessing the picture, not the GPU, sets a run's pace, and a
+    # picture has several things to ask (its digits, rules, a layer's map). 1 keeps the samples of runs before it.
+    per_picture: int = 1
 
     def __post_init__(self) -> None:
         for name in ("questions", "photo_questions"):
@@ -109,6 +113,7 @@ class SampleMaker:
         self.view = load_grid_view(model_dir)
         self.seed = seed
         self.mix = mix
+        self._cache: tuple[tuple[int, int], _Picture] | None = None
         self.photos: list[Photo] = []
         if photos_dir is not None and Path(photos_dir).is_dir() and mix.photo_rate > 0:
             self.photos, _validation = split(load_photos(Path(photos_dir)))
@@ -116,12 +121,26 @@ class SampleMaker:
                 self.photos = [p for p in self.photos if len(p.corners) == 4]
 
     def __call__(self, index: int) -> Sample:
+        k = self.mix.per_picture
         for attempt in range(8):
             rng = random.Random(self.seed * 1_000_003 + index * 7919 + attempt)
-            sample = self._draw(rng, easy=index < self.mix.easy_samples)
+            if k == 1:  # the picture and the question from one generator, as runs before per_picture drew them
+                picture = self._picture(rng, easy=index < self.mix.easy_samples)
+                sample = self._ask(picture, rng, picture.questions[0])
+            else:
+                picture = self._cached_picture(index // k, attempt)
+                sample = self._ask(picture, random.Random(rng.random()), picture.questions[index % k])
             if sample is not None:
                 return sample
         raise RuntimeError(f"could not draw sample {index}")
+
+    def _cached_picture(self, key: int, attempt: int) -> "_Picture":
+        """Picture ``key`` (of samples key*k .. key*k+k-1), drawn once per worker: a batch's consecutive indices
+        go to one worker, so the k samples of a picture mostly meet the cache."""
+        if self._cache is None or self._cache[0] != (key, attempt):
+            rng = random.Random(self.seed * 1_000_003 + key * 7919 + attempt + 0x9E3779B9)
+            self._cache = ((key, attempt), self._picture(rng, easy=key * self.mix.per_picture < self.mix.easy_samples))
+        return self._cache[1]
 
     def _puzzle_image(self, rng: random.Random, easy: bool):
         mix = self.mix
@@ -156,7 +175,8 @@ class SampleMaker:
         return self.view.warp(image, moved), cell_labels(self.view, moved, corners, puzzle,
                                                          self.image_settings.factor)
 
-    def _draw(self, rng: random.Random, easy: bool = False) -> Sample | None:
+    def _picture(self, rng: random.Random, easy: bool = False) -> "_Picture":
+        """A rendered puzzle or a retaken training photo, preprocessed, with what can be asked about it."""
         mix = self.mix
         if self.photos and not easy and rng.random() < mix.photo_rate:
             photo = rng.choice(self.photos)
@@ -175,13 +195,15 @@ class SampleMaker:
             images, puzzle, token_labels = self._puzzle_image(rng, easy)
             source = "render"
             weights = mix.questions
-        question = rng.choices(QUESTION_KINDS, weights)[0]
-        if question == "marks" and not _mapped_layers(puzzle):
-            question = rng.choices(QUESTION_KINDS[:-1], weights[:-1])[0]
+        questions = _questions(rng, weights, self.mix.per_picture, bool(_mapped_layers(puzzle)))
         processed = [preprocess(im, self.image_settings) for im in images]
-        pixel_values = np.concatenate([p for p, _ in processed])
-        grid = np.concatenate([g for _, g in processed])
-        counts = [num_image_tokens(g, self.image_settings.merge_size) for _, g in processed]
+        return _Picture(np.concatenate([p for p, _ in processed]), np.concatenate([g for _, g in processed]),
+                        [num_image_tokens(g, self.image_settings.merge_size) for _, g in processed], puzzle,
+                        token_labels, source, questions)
+
+    def _ask(self, picture: "_Picture", rng: random.Random, question: str) -> Sample | None:
+        """A sample of ``question`` about ``picture``; None when the answer is too long to train on."""
+        puzzle, counts, token_labels = picture.puzzle, picture.counts, picture.token_labels
         turns = self._turns(question, puzzle, rng)
         ids = prompt_ids(self.tok, turns[0][0], counts)
         labels = [IGNORE] * len(ids)
@@ -200,7 +222,7 @@ class SampleMaker:
         if token_labels is not None and len(counts) > 1:  # the context view's tokens have no cell under them
             token_labels = np.concatenate([np.full((sum(counts[:-1]), LABEL_COLUMNS), IGNORE, dtype=token_labels.dtype),
                                            token_labels])
-        return Sample(pixel_values, grid, ids, labels, source, question, token_labels)
+        return Sample(picture.pixel_values, picture.grid_thw, ids, labels, picture.source, question, token_labels)
 
     def _turns(self, question: str, puzzle: Puzzle, rng: random.Random) -> list[tuple[str, str]]:
         """(question text, answer text) pairs; several only for the single-cell drill."""
@@ -227,6 +249,38 @@ class SampleMaker:
         sp, enc = self.tok.specials, self.tok.encode
         return [*enc("\n"), sp.im_start, *enc("user\n" + question), sp.im_end, *enc("\n"), sp.im_start,
                 *enc("assistant\n")]
+
+
+@dataclass(frozen=True)
+class _Picture:
+    """What one drawn picture gives every question asked about it."""
+
+    pixel_values: np.ndarray
+    grid_thw: np.ndarray
+    counts: list[int]  # image tokens per prompt image
+    puzzle: Puzzle
+    token_labels: np.ndarray | None
+    source: str
+    questions: list[str]  # what its consecutive samples ask, in turn
+
+
+def _questions(rng: random.Random, weights: Sequence[float], count: int, mapped: bool) -> list[str]:
+    """``count`` question kinds drawn by weight, each kind once while there are kinds left; the marks map only
+    of a puzzle with a mapped layer (a draw of it otherwise is drawn again among the others). One question is
+    drawn exactly as runs before per_picture drew theirs."""
+    kinds = list(QUESTION_KINDS)
+    first = rng.choices(kinds, weights)[0]
+    if first == "marks" and not mapped:
+        first = rng.choices(kinds[:-1], weights[:-1])[0]
+    out = [first]
+    left = {k: w for k, w in zip(kinds, weights) if w > 0 and k != first and (k != "marks" or mapped)}
+    while len(out) < count:
+        if not left:  # every kind asked: start again
+            left = {k: w for k, w in zip(kinds, weights) if w > 0 and (k != "marks" or mapped)}
+        pick = rng.choices(list(left), list(left.values()))[0]
+        out.append(pick)
+        del left[pick]
+    return out
 
 
 def _mapped_layers(puzzle: Puzzle) -> list[str]:

@@ -320,6 +320,10 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 @click.option("--marks", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Weight of the marks-map question among rendered samples' questions (digits 0.40, rules 0.25, "
                    "cells 0.25, row 0.10); above 0 the model declares the layers it is taught (runtime/marks_map.py).")
+@click.option("--per-picture", type=click.IntRange(1, 32), default=Mix.per_picture, show_default=True,
+              help="Consecutive samples asked about one drawn picture, each its own question (drawing pictures "
+                   "on the CPU sets a run's pace); best a divisor of --batch, whose samples one worker makes; 1 "
+                   "draws a picture for every sample, as runs before it did.")
 @click.option("--easy-samples", type=int, default=0, show_default=True,
               help="First samples drawn as clean app screenshots of classic 4/6/9 grids (a warm-up curriculum).")
 @click.option("--final-out", type=click.Path(path_type=Path), default=None,
@@ -332,7 +336,7 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
          easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
-         marks: float) -> None:
+         marks: float, per_picture: int) -> None:
     import torch
     from torch.utils.data import DataLoader
 
@@ -360,6 +364,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["few_clues"] = few_clues
     if marks:
         state["config"]["marks"] = marks
+    if per_picture > 1:
+        state["config"]["per_picture"] = per_picture
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
@@ -377,7 +383,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
-              questions=(*Mix.questions[:-1], marks))
+              questions=(*Mix.questions[:-1], marks), per_picture=per_picture)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
