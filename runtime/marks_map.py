@@ -15,20 +15,16 @@ there are; a layer's map replaces the cells of that layer's rules. A real
 Qwen2-VL declares nothing and is asked exactly as before.
 
 Every code is a character the default tokenizer keeps as one token (digits,
-'.', and capital letters no two of which it merges), so a map row is one token per cell as a digits
+'.', and the letters K, H, V, X), so a map row is one token per cell as a digits
 row is; only a cage sum adds its digits. The layers:
 
 - ``regions`` (irregular regions): 1 a wall on the cell's right, 2 below it, 3 both, '.' neither.
 - ``killer``: '.' outside the cages; K in a cage, H if the cage goes on to the right, V if it goes on
   down, X both; a cage sum is written right after the letter of the cell it is printed in.
-- the lines (``thermo``, ``arrow``, ``whisper``, ``renban``, ``palindrome``, ``between``): the segments that
-  leave a line's cell towards its later neighbours in reading order, as number-pad directions: 6 right,
-  1 down-left, 2 down, 3 down-right, 5 none (the segment from an earlier neighbour is that neighbour's);
-  a letter for two (P 6+1, T 6+2, Q 6+3, I 1+2, Y 1+3, U 2+3); '.' off the lines. A thermometer's bulb
-  or an arrow's circle is a letter of its own: O with no such segment, M 6, W 1, J 2, Z 3. Every code says
-  only what is drawn in and around its own cell: run 15's maps, which wrote the step to the line's next
-  cell from one end to the other, had the right cells and the wrong steps, a line's direction being a
-  property of the whole line.
+- the lines (``thermo``, ``arrow``, ``whisper``, ``renban``, ``palindrome``, ``between``): the step to the
+  line's next cell as on a number pad (6 right, 2 down, 3 down-right, 1 down-left...), 5 at its last cell,
+  '.' off the lines. A thermometer starts at its bulb, an arrow at its circle, other lines at their end
+  nearer the top-left (the rules answer's order).
 - ``kropki`` and ``xv``: the marks on the cell's right and bottom edges as 3 x right + bottom, where 1 is a
   white dot (X) and 2 a black dot (V); '.' for none.
 - ``odd_even``: 1 an odd (shaded circle) cell, 2 an even one, '.' neither.
@@ -65,26 +61,17 @@ LAYER_RULES: dict[str, tuple[str, ...]] = {
 }
 LAYERS = tuple(LAYER_RULES)
 
-#: A line's segments from a cell to its later neighbours in reading order, as number-pad directions.
-FORWARD = {(0, 1): "6", (1, -1): "1", (1, 0): "2", (1, 1): "3"}
-STEP_OF = {v: k for k, v in FORWARD.items()}
-#: (a thermometer's bulb or an arrow's circle, the cell's forward segments) -> its code.
-SEGMENT_CODES = {
-    (False, ""): "5", (False, "6"): "6", (False, "1"): "1", (False, "2"): "2", (False, "3"): "3",
-    (False, "16"): "P", (False, "26"): "T", (False, "36"): "Q", (False, "12"): "I", (False, "13"): "Y",
-    (False, "23"): "U",
-    (True, ""): "O", (True, "6"): "M", (True, "1"): "W", (True, "2"): "J", (True, "3"): "Z",
-}
-SEGMENTS_OF = {code: key for key, code in SEGMENT_CODES.items()}
-DIRECTED = ("thermo", "arrow")  # lines read from their bulb
+NUMPAD = {(-1, -1): "7", (-1, 0): "8", (-1, 1): "9", (0, -1): "4", (0, 1): "6", (1, -1): "1", (1, 0): "2", (1, 1): "3"}
+STEP_OF = {v: k for k, v in NUMPAD.items()}
+LINE_END = "5"
 JOIN_LETTERS = "KHVX"  # index = 1 (joins right) + 2 (joins down)
 EDGE_MARKS = {"kropki": {1: ("white", 1), 2: ("black", 2)}, "xv": {1: 10, 2: 5}}
 _CLUE = re.compile(r"(S|DR|DL|UR|UL)(\d+)")
-_CELL = {"killer": re.compile(r"[.KHVX]\d*"), "outside": re.compile(r"\.|(?:S|DR|DL|UR|UL)\d+(?:\+(?:S|DR|DL|UR|UL)\d+)*"),
+_CELL = {"killer": re.compile(r"[.KHVX]\d*"),
+         "outside": re.compile(r"\.|(?:S|DR|DL|UR|UL)\d+(?:\+(?:S|DR|DL|UR|UL)\d+)*"),
          "default": re.compile(r".")}
 _ALPHABET = {"regions": ".123", "odd_even": ".12", "kropki": ".12345678", "xv": ".12345678",
-             **{k: "." + "".join(code for (bulb, _), code in SEGMENT_CODES.items() if k in DIRECTED or not bulb)
-                for k in LINE_CLASSES}}
+             **{k: "." + "".join(NUMPAD.values()) + LINE_END for k in LINE_CLASSES}}
 
 Rows = list[list[str]]
 
@@ -133,12 +120,12 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
     elif layer in LINE_CLASSES:
         for con in cons:
             path = _path_of(con)
-            if path is None or any(rows[r][c] != "." for r, c in path):
+            if path is None:
                 return None
             for k, (r, c) in enumerate(path):
-                steps = [(o[0] - r, o[1] - c) for o in path[max(0, k - 1):k] + path[k + 1:k + 2]]
-                forward = "".join(sorted(FORWARD[s] for s in steps if s in FORWARD))
-                rows[r][c] = SEGMENT_CODES[(layer in DIRECTED and k == 0, forward)]
+                if rows[r][c] != ".":
+                    return None
+                rows[r][c] = NUMPAD[(path[k + 1][0] - r, path[k + 1][1] - c)] if k + 1 < len(path) else LINE_END
     elif layer in EDGE_MARKS:
         codes = {value: code for code, value in EDGE_MARKS[layer].items()}
         for con in cons:
@@ -160,8 +147,8 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
 def _path_of(con: Constraint) -> list[Cell] | None:
     if isinstance(con, Arrow):
         return [*con.bulb, *con.shaft] if len(con.bulb) == 1 else None
-    path = list(con.line)  # type: ignore[attr-defined]
-    steps_ok = all(max(abs(b[0] - a[0]), abs(b[1] - a[1])) == 1 for a, b in zip(path, path[1:]))
+    path = _reading_order(con.rule, list(con.line))  # type: ignore[attr-defined]
+    steps_ok = all((b[0] - a[0], b[1] - a[1]) in NUMPAD for a, b in zip(path, path[1:]))
     return path if steps_ok else None
 
 
@@ -257,44 +244,44 @@ def _cages(rows: Rows, n: int) -> list[Constraint]:
 
 
 def _lines(rows: Rows, layer: str) -> list[Constraint]:
-    on = {(r, c): SEGMENTS_OF[ch] for r, row in enumerate(rows) for c, ch in enumerate(row) if ch != "."}
-    joined: list[tuple[Cell, Cell]] = []
-    for (r, c), (_bulb, forward) in on.items():
-        for ch in forward:
-            other = (r + STEP_OF[ch][0], c + STEP_OF[ch][1])
-            if other not in on:
-                raise PuzzleFormatError(f"the line at r{r + 1}c{c + 1} goes on to a cell off the lines")
-            joined.append(((r, c), other))
-    neighbours: dict[Cell, list[Cell]] = {cell: [] for cell in on}
-    for a, b in joined:
-        neighbours[a].append(b)
-        neighbours[b].append(a)
-    for (r, c), near in neighbours.items():
-        if len(near) > 2:
-            raise PuzzleFormatError(f"the line at r{r + 1}c{c + 1} branches")
+    step = {(r, c): ch for r, row in enumerate(rows) for c, ch in enumerate(row) if ch != "."}
+    following: dict[Cell, Cell] = {}
+    for (r, c), ch in step.items():
+        if ch == LINE_END:
+            continue
+        dr, dc = STEP_OF[ch]
+        nxt = (r + dr, c + dc)
+        if nxt not in step:
+            raise PuzzleFormatError(f"the line at r{r + 1}c{c + 1} steps off the lines")
+        if nxt in following.values():
+            raise PuzzleFormatError(f"two lines step into r{nxt[0] + 1}c{nxt[1] + 1}")
+        following[(r, c)] = nxt
+    starts = sorted(set(step) - set(following.values()))
     out: list[Constraint] = []
-    for group in _components(on, joined):
-        where = f"r{group[0][0] + 1}c{group[0][1] + 1}"
-        if len(group) < 2:
-            raise PuzzleFormatError(f"the line at {where} has one cell")
-        ends = [cell for cell in group if len(neighbours[cell]) == 1]
-        if not ends:
-            raise PuzzleFormatError(f"the line at {where} closes on itself")
-        bulbs = [cell for cell in group if on[cell][0]]
-        if layer in DIRECTED and (len(bulbs) != 1 or bulbs[0] not in ends):
-            raise PuzzleFormatError(f"the line at {where} needs one {'bulb' if layer == 'thermo' else 'circle'} "
-                                    f"at an end, not {len(bulbs)}" + (" in its middle" if len(bulbs) == 1 else ""))
-        path = [bulbs[0] if layer in DIRECTED else min(ends)]
-        while len(path) < len(group):
-            path.append(next(cell for cell in neighbours[path[-1]] if cell not in path[-2:]))
+    seen: set[Cell] = set()
+    for start in starts:
+        path = [start]
+        while path[-1] in following:
+            path.append(following[path[-1]])
+        seen.update(path)
         out.append(_line_rule(layer, path))
+    if len(seen) != len(step):
+        raise PuzzleFormatError("a line closes on itself")
     return out
 
 
 def _line_rule(layer: str, path: list[Cell]) -> Constraint:
+    if len(path) < 2:
+        raise PuzzleFormatError(f"the line at r{path[0][0] + 1}c{path[0][1] + 1} has one cell")
     if layer == "arrow":
         return Arrow((path[0],), tuple(path[1:]))
-    return LINE_CLASSES[layer](tuple(path))  # type: ignore[call-arg]
+    return LINE_CLASSES[layer](tuple(_reading_order(layer, path)))  # type: ignore[call-arg]
+
+
+def _reading_order(layer: str, path: list[Cell]) -> list[Cell]:
+    """A line that reads the same both ways starts at its end nearer the top-left (the rules answer's order);
+    a thermometer keeps its bulb first."""
+    return path[::-1] if layer != "thermo" and path[-1] < path[0] else path
 
 
 def _edge_marks(rows: Rows, layer: str, n: int) -> list[Constraint]:

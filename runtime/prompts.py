@@ -50,21 +50,22 @@ QUESTIONS: dict[str, str] = {"rules": RULES_PROMPT, "digits": DIGITS_PROMPT}
 # The marks map (runtime/marks_map.py): a third question, one per layer, asked only of models that declare the
 # layer. Question names are "map:<layer>".
 _MAP_ROWS = "Write one line per row, top to bottom, one code per cell: "
-_LINE_STEPS = ("'.' off the lines, else the line's segments from the cell to the cells after it, as on a number pad: "
-               "6 right, 1 down-left, 2 down, 3 down-right, 5 none; for two, P 6+1, T 6+2, Q 6+3, I 1+2, Y 1+3, U 2+3.")
-_BULB = " {}: O with no such segment, M 6, W 1, J 2, Z 3."
-_LINE_NAMES = {"thermo": ("thermometers", _BULB.format("A thermometer's bulb")),
-               "arrow": ("arrows", _BULB.format("An arrow's circle")),
-               "whisper": ("German whispers lines", ""), "renban": ("renban lines", ""),
-               "palindrome": ("palindrome lines", ""), "between": ("between lines", "")}
+_LINE_STEPS = ("'.' off the lines, else the step to the next cell of its line as on a number pad (6 right, 2 down, "
+               "3 down-right, 1 down-left, 4 left, 8 up, 7 up-left, 9 up-right), 5 at the line's last cell.")
+_LINE_NAMES = {"thermo": ("thermometers", " A thermometer starts at its bulb."),
+               "arrow": ("arrows", " An arrow starts at its circle."),
+               "whisper": ("German whispers lines", " A line starts at its end nearer the top-left."),
+               "renban": ("renban lines", " A line starts at its end nearer the top-left."),
+               "palindrome": ("palindrome lines", " A line starts at its end nearer the top-left."),
+               "between": ("between lines", " A line starts at its end nearer the top-left.")}
 MAP_QUESTIONS: dict[str, str] = {
     "map:regions": "Draw the region walls of this Sudoku as a map. " + _MAP_ROWS
                    + "1 for a thick wall on the cell's right, 2 below it, 3 both, '.' neither.",
     "map:killer": "Draw the killer cages of this Sudoku as a map. " + _MAP_ROWS
                   + "'.' outside the cages, K in a cage, H if its cage goes on to the right, V if it goes on "
                     "down, X both; after the letter, the cage sum printed in that cell.",
-    **{f"map:{k}": f"Draw the {name} of this Sudoku as a map. " + _MAP_ROWS + _LINE_STEPS + bulb
-       for k, (name, bulb) in _LINE_NAMES.items()},
+    **{f"map:{k}": f"Draw the {name} of this Sudoku as a map. " + _MAP_ROWS + _LINE_STEPS + start
+       for k, (name, start) in _LINE_NAMES.items()},
     "map:kropki": "Draw the kropki dots of this Sudoku as a map. " + _MAP_ROWS
                   + "3 x (the dot on its right edge) + (the dot on its bottom edge), where a white dot is 1 and "
                     "a black dot 2; '.' for no dot.",
