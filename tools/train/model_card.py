@@ -21,7 +21,10 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
     from ...runtime.grid_view import CONFIG_KEY, load_grid_view
     from ...runtime.model_config import ModelConfig
 
+    from ...runtime.marks_map import CONFIG_KEY as MAP_KEY, load_layers
+
     cfg = ModelConfig.from_folder(model_dir)
+    layers = load_layers(model_dir)
     view = load_grid_view(model_dir) or recipe.GRID_VIEW
     weights = model_dir / "model.safetensors"
     params = f"{weights.stat().st_size / 2 / 1e6:.1f} M (fp16)" if weights.exists() else "?"
@@ -36,7 +39,8 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
         "",
         "A small Qwen2-VL (same classes, processor and chat template as Qwen2-VL-2B-Instruct, its own",
         "tokenizer) that answers vlm-sudoku's two questions about a puzzle picture: the rules, as compact",
-        "JSON (docs/rules-format.md), and the given digits, one line per row.",
+        "JSON (docs/rules-format.md), and the given digits, one line per row"
+        + (", and draws the markings of the rules it names as maps." if layers else "."),
         "",
         f"- parameters: {params}; vision {cfg.vision.embed_dim} wide x {cfg.vision.depth} blocks, "
         f"language model {cfg.hidden_size} wide x {cfg.num_layers} layers, vocabulary {cfg.vocab_size}",
@@ -46,6 +50,9 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
            "image: rules printed beside the grid)" if view.context else "")
         + f" (`{CONFIG_KEY}` in preprocessor_config.json); the runtime and the torch backend do this "
         "before Qwen2-VL's own preprocessing",
+        *([f"- marks map (runtime/marks_map.py, docs/rules-format.md): declares the layers {', '.join(layers)} "
+           f"(`{MAP_KEY}` in preprocessor_config.json), so after its rules answer it is asked to draw each of them "
+           "that the answer names, one code per cell, and code turns the maps into those rules"] if layers else []),
         f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
         f"answers (seed {recipe.TOKENIZER_SEED}); cell references stay whole",
         f"- initial weights: seed {recipe.MODEL_SEED}",
