@@ -274,8 +274,6 @@ class Pipeline:
         t = time.perf_counter()
         out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text, reading.maps(),
                                   out.map_problems)
-        if out.map_problems:
-            stage("maps", {"problems": out.map_problems})
         # one answer's choices are weighed only if the check runs (a 152k vocabulary's log-softmax is ~1.5 ms a
         # token); several views' are combined first
         belief = self.belief(reading, out.puzzle.size) if reading.more_digits else None

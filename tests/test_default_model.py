@@ -9,6 +9,7 @@ import pytest
 from vlm_sudoku.runtime.cli import default_model_dir
 from vlm_sudoku.runtime.image_io import load_image
 from vlm_sudoku.runtime.manifest import Manifest
+from vlm_sudoku.runtime.marks_map import load_layers
 from vlm_sudoku.solver.puzzle import Puzzle
 from vlm_sudoku.solver.solve import solve
 from vlm_sudoku.tools.train.photos import read_dat
@@ -25,7 +26,10 @@ def test_shipped_model_is_a_valid_export_within_the_size_budget() -> None:
     assert manifest.architecture == "qwen2_vl"
     total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     assert total <= 24_000_000, f"the default model takes {total} bytes"
-    assert "CC-BY-4.0" in (folder / "hf" / "README.md").read_text()  # the photos' attribution
+    card = (folder / "hf" / "README.md").read_text()
+    assert "CC-BY-4.0" in card  # the photos' attribution
+    layers = load_layers(folder)  # a model that declares a marks map names its layers in its card
+    assert not layers or f"declares the layers {', '.join(layers)} " in card
 
 
 def test_readme_example_is_read_and_solved() -> None:

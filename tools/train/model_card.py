@@ -19,9 +19,8 @@ ATTRIBUTION = (
 
 def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[dict[str, Any]] | None = None) -> str:
     from ...runtime.grid_view import CONFIG_KEY, load_grid_view
-    from ...runtime.model_config import ModelConfig
-
     from ...runtime.marks_map import CONFIG_KEY as MAP_KEY, load_layers
+    from ...runtime.model_config import ModelConfig
 
     cfg = ModelConfig.from_folder(model_dir)
     layers = load_layers(model_dir)
