@@ -8,8 +8,10 @@ times each form on the 2B shape's products, with ``--layers`` distinct weight ma
 bytes than the GPU's L2 cache, as in a real step), every graph replayed as a CUDA graph as the runtime
 does. The forms: ``MatMul`` on (in, out) weights (what the fused decoder writes), com.microsoft
 ``FusedMatMul`` with ``transB`` on (out, in) weights (PyTorch's own layout), ``Gemm`` with ``transB``;
-and for the MLP, gate and up as two products or as one stacked product split after it. Prints a
-table: microseconds a product and the bandwidth it reached. A development tool: the fused decoder's
+and for the MLP, gate and up as two products or as one stacked product split after it, or the whole SwiGLU
+MLP as one com.microsoft ``MoE`` node with a single expert (CUTLASS grouped GEMMs with the activation fused:
+the one onnxruntime route to fp16 weight products that is not cuBLAS). Prints a table: microseconds a
+product and the bandwidth it reached. A development tool: the fused decoder's
 builder (export/gqa_decoder.py) takes the winner.
 """
 
@@ -25,6 +27,7 @@ import click
 import numpy as np
 
 MS = "com.microsoft"
+MLP_ONLY = ("MoE",)  # forms of a whole MLP, not of one product
 
 
 def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], weights: dict[str, np.ndarray]) -> Any:
@@ -78,16 +81,31 @@ def products_graph(form: str, k: int, n: int, layers: int, rng: np.random.Genera
 
 
 def mlp_graph(form: str, stacked: bool, hidden: int, inter: int, layers: int, rng: np.random.Generator) -> Any:
-    """``layers`` SwiGLU MLPs in a chain (down(silu(gate x) * up x)), gate and up apart or stacked."""
+    """``layers`` SwiGLU MLPs in a chain (down(silu(gate x) * up x)), gate and up apart or stacked; the ``MoE``
+    form is com.microsoft MoE with one expert, always taken: gate and up stacked, SwiGLU and down in one node
+    (its CUDA kernels are CUTLASS grouped GEMMs with the activation fused, not cuBLAS)."""
     from onnx import TensorProto, helper
 
     shape = [1, hidden] if form == "Gemm" else [1, 1, hidden]
     weights: dict[str, np.ndarray] = dict(SHAPES) if form == "WeightLeft" else {}
     nodes, x = [], "x"
+    if form == "MoE":
+        weights["route"] = np.ones((1, 1), dtype=np.float16)  # one expert, always taken whole
+        nodes.append(helper.make_node("Reshape", [x, "as_token"], ["x_token"]))
+        weights["as_token"] = np.array([1, hidden], dtype=np.int64)
+        x = "x_token"
     for i in range(layers):
         gate = _random(rng, hidden, inter)
         up = _random(rng, hidden, inter)
         down = _random(rng, inter, hidden)
+        if form == "MoE":  # (expert, out, in) weights, gate and up rows interleaved (swiglu_fusion=1: both EPs have it)
+            weights[f"gu{i}"] = np.ascontiguousarray(np.stack([gate.T, up.T], axis=1).reshape(2 * inter, hidden)[None])
+            weights[f"d{i}"] = np.ascontiguousarray(down.T[None])
+            nodes.append(helper.make_node(
+                "MoE", [x, "route", f"gu{i}", "", f"d{i}"], [f"x{i + 1}"], domain=MS, k=1, activation_type="swiglu",
+                swiglu_fusion=1, activation_alpha=1.0, activation_beta=0.0, normalize_routing_weights=1))
+            x = f"x{i + 1}"
+            continue
         if stacked:
             weights[f"gu{i}"] = _layout(form, np.concatenate([gate, up], axis=1))
             nodes += [*_product(form, x, f"gu{i}", f"gu{i}_y"),  # opset 17: equal halves without a split input
@@ -101,7 +119,11 @@ def mlp_graph(form: str, stacked: bool, hidden: int, inter: int, layers: int, rn
                   helper.make_node("Mul", [f"silu{i}", f"u{i}_y"], [f"h{i}"]),
                   *_product(form, f"h{i}", f"d{i}", f"x{i + 1}")]
         x = f"x{i + 1}"
-    nodes.append(helper.make_node("Identity", [x], ["y"]))
+    if form == "MoE":
+        weights["as_input"] = np.array(shape, dtype=np.int64)
+        nodes.append(helper.make_node("Reshape", [x, "as_input"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", [x], ["y"]))
     return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT16, shape)],
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT16, shape)], weights)
 
@@ -158,7 +180,8 @@ def _pairs(items: tuple[str, ...], flag: str) -> dict[str, str]:
 @click.option("--layers", default=28, show_default=True, help="Distinct weights a graph.")
 @click.option("--repeat", default=50, show_default=True)
 @click.option("--provider", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
-@click.option("--forms", default="MatMul,FusedMatMul,Gemm,WeightLeft", show_default=True)
+@click.option("--forms", default="MatMul,FusedMatMul,Gemm,WeightLeft,MoE", show_default=True,
+              help="MoE: the MLP table only (onnxruntime's MoE op with one expert).")
 @click.option("--config", "configs", multiple=True, metavar="KEY=VALUE",
               help="Session config entry, e.g. ep.cuda.enable_gemm_auto_tune=1 (onnxruntime-gpu 1.31's GEMM tuner).")
 @click.option("--provider-option", "provider_options", multiple=True, metavar="KEY=VALUE",
@@ -173,16 +196,17 @@ def main(hidden: int, intermediate: int, qkv: int, layers: int, repeat: int, pro
               "gate+up stacked": (hidden, 2 * intermediate), "down": (intermediate, hidden)}
     print(f"| product | k x n | form | us a product | GB/s |\n|---|---|---|---:|---:|")
     for label, (k, n) in shapes.items():
-        for form in form_list:
+        for form in (f for f in form_list if f not in MLP_ONLY):
             seconds = time_graph(products_graph(form, k, n, layers, rng), provider, repeat, config, cuda_options) / layers
             print(f"| {label} | {k}x{n} | {form} | {seconds * 1e6:.1f} | {2 * k * n / seconds / 1e9:.0f} |", flush=True)
     layers = min(layers, 16)  # 16 MLPs of the 2B shape are 1.3 GB: under protobuf's 2 GB, far over the L2 cache
     print(f"\n| MLP ({layers} layers, SwiGLU) | form | us a layer | GB/s |\n|---|---|---:|---:|")
     for stacked in (False, True):
-        for form in form_list:
+        for form in (f for f in form_list if stacked or f not in MLP_ONLY):  # (MoE stacks gate and up itself)
             seconds = time_graph(mlp_graph(form, stacked, hidden, intermediate, layers, rng), provider, repeat, config,
                                  cuda_options) / layers
-            label = "gate+up stacked, split" if stacked else "gate, up apart"
+            label = ("gate+up stacked, one MoE node" if form in MLP_ONLY else "gate+up stacked, split") if stacked \
+                else "gate, up apart"
             print(f"| {label} | {form} | {seconds * 1e6:.1f} | {6 * hidden * intermediate / seconds / 1e9:.0f} |",
                   flush=True)
 
