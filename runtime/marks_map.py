@@ -89,16 +89,13 @@ def map_text(puzzle: Puzzle, layer: str) -> str | None:
     have no such map (cells on two lines or cages of one kind, a two-cell arrow bulb, a dot of another value,
     two marks on one edge)."""
     n = puzzle.size
-    rows = [["."] * (n + 2 if layer == "outside" else n) for _ in range(n + 2 if layer == "outside" else n)]
+    rows = [["."] * _width(layer, n) for _ in range(_width(layer, n))]
     cons = [c for c in puzzle.constraints if c.rule in LAYER_RULES[layer]]
     if layer == "outside":
         places: dict[Cell, list[str]] = {}
-        for con in cons:
-            if isinstance(con, Sandwich):  # where the renderer prints it: above its column, left of its row
-                (r, c), code = (-1, con.index) if con.axis == "col" else (con.index, -1), f"S{con.total}"
-            else:
-                (r, c), code = con.clue, f"{con.direction}{con.total}"  # type: ignore[attr-defined]
-            places.setdefault((r, c), []).append(code)
+        for con in cons:  # (each at the place its clue is printed: Sandwich.clue, LittleKiller.clue)
+            kind = "S" if isinstance(con, Sandwich) else con.direction  # type: ignore[attr-defined]
+            places.setdefault(con.clue, []).append(f"{kind}{con.total}")  # type: ignore[attr-defined]
         for (r, c), codes in places.items():
             rows[r + 1][c + 1] = "+".join(sorted(codes))
     elif layer == "regions":
@@ -152,12 +149,17 @@ def _path_of(con: Constraint) -> list[Cell] | None:
     return path if steps_ok else None
 
 
+def _width(layer: str, n: int) -> int:
+    """Rows (and codes a row) of a layer's map: the grid's, or with the ring of places around it."""
+    return n + 2 if layer == "outside" else n
+
+
 def parse_map(text: str, layer: str, size: int) -> Rows:
     """The ``size`` rows of ``size`` cell codes of a map answer. Lines of chatter before the rows are skipped;
     the rows themselves must be consecutive and complete, each cell a code of ``layer``."""
     pattern = _CELL.get(layer, _CELL["default"])
     alphabet = _ALPHABET.get(layer)
-    width = size + 2 if layer == "outside" else size  # (the grid and the ring around it)
+    width = _width(layer, size)
     rows: Rows = []
     for line in text.splitlines():
         flat = line.replace(" ", "").replace("|", "")

@@ -44,8 +44,8 @@ import click
 from PIL import Image
 
 from ..runtime.answers import parse_digits_answer, parse_rules_answer
-from ..runtime.marks_map import map_is_right, maps_in, with_maps
 from ..runtime.grid_view import ZOOMS
+from ..runtime.marks_map import map_is_right, maps_in, with_maps
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve

@@ -207,9 +207,14 @@ class Sandwich(Constraint):
             return [cls("row", r, total)]
         raise PuzzleFormatError(f"sandwich clue {item.get('cell')!r} is not beside a row or column")
 
+    @property
+    def clue(self) -> Cell:
+        """Where the clue is printed: the place above its column or left of its row, on the ring around the grid
+        (0-based, as LittleKiller.clue)."""
+        return (-1, self.index) if self.axis == "col" else (self.index, -1)
+
     def to_fpuzzles(self, puzzle) -> list[tuple[str, Any]]:
-        cell = (-1, self.index) if self.axis == "col" else (self.index, -1)
-        return [("sandwichsum", {"cell": ref(cell, upper=True), "value": str(self.total)})]
+        return [("sandwichsum", {"cell": ref(self.clue, upper=True), "value": str(self.total)})]
 
     def cells(self) -> list[Cell]:
         return []

@@ -306,8 +306,7 @@ def draw_puzzle(img: Image.Image, x0: float, y0: float, puzzle: Puzzle, look: Lo
     # 7. clues outside the grid
     for con in cons:
         if isinstance(con, Sandwich):
-            cell = (-1, con.index) if con.axis == "col" else (con.index, -1)
-            cx, cy = g.centre(cell)
+            cx, cy = g.centre(con.clue)
             text_centred(d, cx, cy, str(con.total), look.clue_font.get(0.42 * s), ink.clue)
         elif isinstance(con, LittleKiller):
             _little_killer(d, g, con, look)

@@ -58,11 +58,9 @@ def parse_kinds(spec: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _anchor(con: Constraint) -> tuple:
-    clue = getattr(con, "clue", None)
+    clue = getattr(con, "clue", None)  # (little killer and sandwich clues outside the grid)
     if clue is not None:
         return clue
-    if con.rule == "sandwich":
-        return (-1, con.index) if con.axis == "col" else (con.index, -1)
     cells = con.cells()
     return cells[0] if con.rule in ("thermo", "arrow") or isinstance(con, REVERSIBLE_LINES) else min(cells, default=())
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from .data import IGNORE, LABEL_CLASSES, MARKINGS, TRAINED_LAYERS, Mix, SampleMaker, collate
+from .data import IGNORE, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TRAINED_LAYERS, Mix, SampleMaker, collate
 
 
 class _Indexed:
@@ -318,8 +318,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
               help="Share of variant puzzles cut to 1-2 clues of each marking (a one-rule curriculum: "
                    "render.puzzles.fewer_clues).")
 @click.option("--marks", type=click.FloatRange(0), default=0.0, show_default=True,
-              help="Weight of the marks-map question among rendered samples' questions (digits 0.40, rules 0.25, "
-                   "cells 0.25, row 0.10); above 0 the model declares the layers it is taught (runtime/marks_map.py).")
+              help="Weight of the marks-map question among rendered samples' questions ("
+                   + ", ".join(f"{k} {w:.2f}" for k, w in zip(QUESTION_KINDS, Mix.questions[:-1]))
+                   + "); above 0 the model declares the layers it is taught (runtime/marks_map.py).")
 @click.option("--per-picture", type=click.IntRange(1, 32), default=Mix.per_picture, show_default=True,
               help="Consecutive samples asked about one drawn picture, each its own question (drawing pictures "
                    "on the CPU sets a run's pace); best a divisor of --batch, whose samples one worker makes; 1 "
