@@ -39,13 +39,9 @@ def _unfenced_at(text: str) -> tuple[str, int]:
     return (m.group(1), m.start(1)) if m else (text, 0)
 
 
-def extract_json_object(text: str) -> dict[str, Any]:
-    """The first balanced ``{...}`` in ``text`` (inside a code fence if there is one)."""
-    body = _unfenced(text)
-    start = body.find("{")
-    if start < 0:
-        raise ModelOutputError(f"the model's rules answer holds no JSON object: {quote(text)}")
-    depth, in_string, escaped = 0, False, False
+def _structure(body: str, start: int) -> Iterator[tuple[int, str]]:
+    """Each bracket or brace of ``body`` from ``start`` on that is not inside a JSON string, with its index."""
+    in_string, escaped = False, False
     for i in range(start, len(body)):
         ch = body[i]
         if in_string:
@@ -57,7 +53,19 @@ def extract_json_object(text: str) -> dict[str, Any]:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch == "{":
+        elif ch in "{}[]":
+            yield i, ch
+
+
+def extract_json_object(text: str) -> dict[str, Any]:
+    """The first balanced ``{...}`` in ``text`` (inside a code fence if there is one)."""
+    body = _unfenced(text)
+    start = body.find("{")
+    if start < 0:
+        raise ModelOutputError(f"the model's rules answer holds no JSON object: {quote(text)}")
+    depth = 0
+    for i, ch in _structure(body, start):
+        if ch == "{":
             depth += 1
         elif ch == "}":
             depth -= 1
@@ -68,6 +76,51 @@ def extract_json_object(text: str) -> dict[str, Any]:
                     raise ModelOutputError(f"the model's rules answer is not valid JSON ({exc.msg}): {quote(text)}") from None
                 return obj
     raise ModelOutputError(f"the model's rules answer breaks off inside its JSON object: {quote(text)}")
+
+
+_RULES_LIST = re.compile(r'"rules"\s*:\s*\[')
+_TYPE = re.compile(r'"type"\s*:\s*"([a-z_+-]+)"')
+
+
+@dataclass(frozen=True)
+class CutRules:
+    """What a rules answer that breaks off inside its list of rules still says."""
+
+    puzzle: Puzzle  # the size, regions and every rule listed whole before the break
+    broken_type: str  # the type of the rule it broke off in (the last whole rule's where the break hides it)
+
+
+def cut_rules_answer(text: str) -> CutRules | None:
+    """The rules a rules answer lists whole before it breaks off, and the type it broke off in; None where it
+    does not break off inside its list of rules, or what comes before the break is not a puzzle.
+
+    Why: a rules answer lists every dot, cage and line, and the list of a puzzle with dozens of dots passes
+    the 512-token cap; a marks map holds all of one layer in a token a cell, so the map of the layer the answer
+    broke off in can stand in for that layer's cut list (marks_map.rules_with_maps)."""
+    body = _unfenced(text)
+    start = body.find("{")
+    found = _RULES_LIST.search(body, max(start, 0))
+    if start < 0 or found is None:
+        return None
+    depth, whole_to = 0, found.end()
+    for i, ch in _structure(body, found.end()):
+        if ch in "{[":
+            depth += 1
+        elif depth == 0:  # the list closed: the answer breaks off after its rules, not inside them
+            return None
+        else:
+            depth -= 1
+            if depth == 0:
+                whole_to = i + 1
+    head = body[start:whole_to].rstrip().rstrip(",")
+    try:
+        puzzle = read_rules(json.loads(head + "]}"))
+    except (json.JSONDecodeError, PuzzleFormatError):
+        return None
+    broken = _TYPE.search(body, whole_to)
+    if broken is not None:
+        return CutRules(puzzle, broken.group(1))
+    return CutRules(puzzle, puzzle.constraints[-1].rule) if puzzle.constraints else None
 
 
 def parse_rules_answer(text: str) -> Puzzle:
@@ -146,12 +199,11 @@ def read_answers(rules_text: str, digits_text: str, maps: Mapping[str, str] | No
                  map_problems: list[str] | None = None) -> Puzzle:
     """The whole puzzle from the two answers; the rules say the size the digits must have. ``maps``: the
     marks-map answers by layer, whose rules replace the rules answer's (runtime/marks_map.py); with
-    ``map_problems``, a map that cannot be used leaves its layer to the rules answer and says why there."""
-    from .marks_map import with_maps  # (marks_map quotes answers with this module's quote)
+    ``map_problems``, a map that cannot be used leaves its layer to the rules answer, and a rules answer cut
+    short inside a mapped layer is still read (marks_map.rules_with_maps); each says why there."""
+    from .marks_map import rules_with_maps  # (marks_map reads rules answers with this module)
 
-    rules = parse_rules_answer(rules_text)
-    if maps:
-        rules = with_maps(rules, maps, map_problems)
+    rules = rules_with_maps(rules_text, maps or {}, map_problems)
     givens = parse_digits_answer(digits_text, rules.size)
     return rules.with_givens(givens)
 

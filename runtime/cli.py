@@ -256,7 +256,7 @@ def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, b
         if viewed is not None and viewed.corners is None:  # a grid-view model reading what it was not trained on
             click.echo(f"vlm-solve: {path}: no grid found in the picture: the model read the whole picture as if it "
                        "were the grid, so its reading is unlikely to be right", err=True)
-        for problem in out.map_problems:  # a marks map left unused: that layer's rules are the rules answer's
+        for problem in out.map_problems:  # a map left unused, or standing in for a cut rules answer
             click.echo(f"vlm-solve: {path}: {problem}", err=True)
         if out.check is not None and out.check.corrected:  # said on stderr too, as a JSON run shows nothing else
             changes = ", ".join(f"{c.where} as {c.taken} (read {c.read})" for c in out.corrections)

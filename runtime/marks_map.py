@@ -48,7 +48,7 @@ from ..solver.constraints.pairs import XV, Kropki
 from ..solver.constraints.sums import Arrow, Killer, LittleKiller, Sandwich
 from ..solver.errors import ModelOutputError, PuzzleFormatError
 from ..solver.puzzle import Puzzle
-from .answers import quote
+from .answers import cut_rules_answer, parse_rules_answer, quote
 
 CONFIG_KEY = "vlm_sudoku_marks_map"
 
@@ -76,12 +76,18 @@ _ALPHABET = {"regions": ".123", "odd_even": ".12", "kropki": ".12345678", "xv": 
 Rows = list[list[str]]
 
 
-def layers_of(puzzle: Puzzle, declared: Iterable[str] = LAYERS) -> list[str]:
-    """The layers of ``declared`` that ``puzzle`` has something on, in LAYERS order."""
-    rules = {c.rule for c in puzzle.constraints}
+def layers_of(puzzle: Puzzle, declared: Iterable[str] = LAYERS, also: Iterable[str] = ()) -> list[str]:
+    """The layers of ``declared`` that ``puzzle`` has something on (or that the rule types ``also`` name), in
+    LAYERS order."""
+    rules = {c.rule for c in puzzle.constraints} | set(also)
     wanted = set(declared)
     return [layer for layer in LAYERS if layer in wanted
             and (puzzle.box is None if layer == "regions" else bool(rules & set(LAYER_RULES[layer])))]
+
+
+def layer_of(rule: str) -> str | None:
+    """The layer whose map holds rules of type ``rule`` (None for rules no map holds)."""
+    return next((layer for layer, rules in LAYER_RULES.items() if rule in rules), None)
 
 
 def map_text(puzzle: Puzzle, layer: str) -> str | None:
@@ -332,10 +338,7 @@ def with_maps(puzzle: Puzzle, maps: Mapping[str, str], problems: list[str] | Non
     cons = list(puzzle.constraints)
     for layer, text in maps.items():
         try:
-            read = read_map(text, layer, n)
-            if layer != "regions" and not read:
-                raise ModelOutputError(f"the model's {layer} map shows none, though its rules answer names "
-                                       f"{'/'.join(LAYER_RULES[layer])} rules: {quote(text)}")
+            read = _usable_map(text, layer, n)
         except ModelOutputError as exc:
             if problems is None:
                 raise
@@ -346,6 +349,41 @@ def with_maps(puzzle: Puzzle, maps: Mapping[str, str], problems: list[str] | Non
             continue
         cons = [c for c in cons if c.rule not in LAYER_RULES[layer]] + list(read)  # type: ignore[arg-type]
     return replace(puzzle, constraints=tuple(cons))
+
+
+def _usable_map(text: str, layer: str, n: int) -> list[Constraint] | tuple[tuple[int, ...], ...]:
+    """read_map, and for a layer of rules at least one of them (the rules answer named some)."""
+    read = read_map(text, layer, n)
+    if layer != "regions" and not read:
+        raise ModelOutputError(f"the model's {layer} map shows none, though its rules answer names "
+                               f"{'/'.join(LAYER_RULES[layer])} rules: {quote(text)}")
+    return read
+
+
+def rules_with_maps(rules_text: str, maps: Mapping[str, str], problems: list[str] | None = None) -> Puzzle:
+    """The rules as vlm-solve takes them: the rules answer's, each mapped layer's from its map (with_maps).
+
+    With ``problems``, a rules answer that breaks off inside its list of rules (answers.cut_rules_answer) is
+    still read where the map of the layer it broke off in is usable: the rules listed whole before the break,
+    that layer from its map, and a line in ``problems`` saying so, for a rule listed after the break is not
+    read (the solver then finds the puzzle ambiguous, or solves it without that rule). Anything else that is
+    not a rules answer raises ModelOutputError."""
+    try:
+        puzzle = parse_rules_answer(rules_text)
+    except ModelOutputError as broken:
+        cut = cut_rules_answer(rules_text) if problems is not None else None
+        layer = layer_of(cut.broken_type) if cut is not None else None
+        if cut is None or layer is None or layer not in maps:
+            raise
+        try:
+            _usable_map(maps[layer], layer, cut.puzzle.size)
+        except ModelOutputError as bad:
+            raise ModelOutputError(f"{broken}; its {layer} map cannot stand in for the cut list ({bad})") from None
+        problems.append(f"the model's rules answer breaks off inside its {cut.broken_type} rules: the rules listed "
+                        f"before the break are read, the {layer} rules are its map's, and any rule the answer "
+                        f"would have listed after them is not read")
+        puzzle = cut.puzzle
+    return with_maps(puzzle, maps, problems) if maps else puzzle
 
 
 def maps_in(texts: Mapping[str, str]) -> dict[str, str]:

@@ -27,12 +27,12 @@ from ..solver.errors import ModelOutputError, VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import SOLVED, SolveResult, solve
-from .answers import parse_rules_answer, read_answers
+from .answers import cut_rules_answer, parse_rules_answer, read_answers
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .marks_map import layers_of, load_layers, maps_in
+from .marks_map import layer_of, layers_of, load_layers, maps_in
 from .prompts import SharedPrompt, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 
@@ -85,7 +85,7 @@ class Outcome:
     # model's alternatives); with corrections, ``puzzle`` and ``result`` above are the corrected reading's.
     check: ReadingCheck | None = None
     views: int = 1  # digits answers whose belief ``puzzle``'s givens are (runtime/digit_belief.py)
-    map_problems: list[str] = field(default_factory=list)  # marks maps left unused, and why (marks_map.with_maps)
+    map_problems: list[str] = field(default_factory=list)  # maps left unused or standing in for a cut list (marks_map)
 
     @property
     def read_puzzle(self) -> Puzzle | None:
@@ -162,15 +162,19 @@ class Pipeline:
 
     def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:
         """The marks-map questions (runtime/marks_map.py) to ask after these answers: one per declared layer
-        whose rules the rules answer names; none for models that declare no layer, or after a rules answer that
-        is not a puzzle (settle reports that)."""
+        whose rules the rules answer names, the type it broke off in included where it broke off inside its
+        list of rules and a map can stand in for that (marks_map.rules_with_maps); none for models that declare
+        no layer, or after a rules answer that is not a puzzle (settle reports that)."""
         if not self.map_layers or "rules" not in answers:
             return ()
+        text = answers["rules"].text
         try:
-            rules = parse_rules_answer(answers["rules"].text)
+            return tuple(f"map:{layer}" for layer in layers_of(parse_rules_answer(text), self.map_layers))
         except VlmSudokuError:
+            cut = cut_rules_answer(text)
+        if cut is None or layer_of(cut.broken_type) not in self.map_layers:
             return ()
-        return tuple(f"map:{layer}" for layer in layers_of(rules, self.map_layers))
+        return tuple(f"map:{layer}" for layer in layers_of(cut.puzzle, self.map_layers, also=[cut.broken_type]))
 
     def _ask(self, encoded: list[EncodedImage], questions: tuple[str, ...],
              on_text: Callable[[str, str], None] | None) -> tuple[dict[str, Generation], int, float]:

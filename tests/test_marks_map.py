@@ -204,3 +204,63 @@ def test_vlm_solve_reports_a_map_left_unused_with_the_reading() -> None:
     assert out.puzzle is not None and out.puzzle.constraints == (Thermo(((0, 0), (0, 1))),)
     assert len(out.map_problems) == 1 and "steps off the lines" in out.map_problems[0]
     assert outcome_json(out)["map_problems"] == out.map_problems
+
+
+def _kropki_puzzle() -> Puzzle:
+    """A generated 9x9 kropki puzzle whose rules answer passes the 512-token cap of the runtime."""
+    tok = Tokenizer.from_folder(default_model_dir())
+    for seed in range(200):
+        puzzle = sample_puzzle(random.Random(seed), kinds=("kropki",), sizes=(9,))[0]
+        if len(tok.encode(rules_answer(puzzle))) > 512:
+            return puzzle
+    raise AssertionError("no generated kropki puzzle passes 512 tokens")
+
+
+def test_a_rules_answer_cut_short_inside_a_mapped_layer_is_read_with_that_layers_map() -> None:
+    """A rules answer listing dozens of kropki dots passes the token cap and breaks off; the kropki map holds them
+    all, so the reading is the whole puzzle, with a one-line problem saying the list was cut. Without a map of
+    that layer, with a map that cannot stand in, or asked for strictness, the cut answer stays an error."""
+    puzzle = _kropki_puzzle()
+    text = rules_answer(puzzle)
+    kropki = map_text(puzzle, "kropki")
+    for cut_at in (len(text) // 2, len(text) - 30, text.index('"cells"', len(text) // 3)):
+        problems: list[str] = []
+        read = read_answers(text[:cut_at], digits_answer(puzzle), {"kropki": kropki}, problems)
+        assert same_rules(read, puzzle) and read.givens == puzzle.givens
+        assert len(problems) == 1 and "\n" not in problems[0]
+        assert problems[0].startswith("the model's rules answer breaks off inside its kropki rules")
+        with pytest.raises(ModelOutputError, match="breaks off inside its JSON object"):
+            read_answers(text[:cut_at], digits_answer(puzzle), {"kropki": kropki})  # no place to say it: strict
+        with pytest.raises(ModelOutputError, match="breaks off inside its JSON object"):
+            read_answers(text[:cut_at], digits_answer(puzzle), {}, [])
+        with pytest.raises(ModelOutputError, match="its kropki map cannot stand in for the cut list .*map shows none"):
+            read_answers(text[:cut_at], digits_answer(puzzle), {"kropki": "." * 9 + "\n" + ("." * 9 + "\n") * 8}, [])
+
+
+def test_only_a_cut_inside_the_list_of_rules_is_read_on() -> None:
+    from vlm_sudoku.runtime.answers import cut_rules_answer
+
+    whole = '{"size":4,"rules":[{"type":"odd","cells":["r1c1"]},{"type":"kropki","color":"white","cells":["r1c1","r1c2"]}]}'
+    cut = cut_rules_answer(whole[:-25])
+    assert cut is not None and cut.broken_type == "kropki" and [c.rule for c in cut.puzzle.constraints] == ["odd"]
+    cut = cut_rules_answer(whole[: whole.index("kropki") - 5])  # the break hides the next rule's type
+    assert cut is not None and cut.broken_type == "odd"
+    assert cut_rules_answer(whole[:12]) is None  # before the list
+    assert cut_rules_answer(whole[:-1]) is None  # after it: not a cut list
+    assert cut_rules_answer('{"size":4,"rules":[{"type":"odd","cells":["r5c1"]},{"ty') is None  # not a puzzle
+
+
+def test_the_pipeline_asks_for_the_map_of_the_layer_a_rules_answer_broke_off_in() -> None:
+    from vlm_sudoku.runtime.engine import Generation
+    from vlm_sudoku.runtime.pipeline import Pipeline
+
+    def said(text: str) -> Generation:
+        return Generation(tokens=[], text=text, prompt_tokens=0, prefill_s=0.0, decode_s=0.0, stopped=False)
+
+    pipeline = Pipeline.load(default_model_dir(), provider="cpu", check_reading=False, views=1)
+    assert "kropki" in pipeline.map_layers
+    text = rules_answer(_kropki_puzzle())
+    assert pipeline.map_questions({"rules": said(text)}) == ("map:kropki",)
+    assert pipeline.map_questions({"rules": said(text[: len(text) // 2])}) == ("map:kropki",)
+    no_map = '{"size":9,"rules":[{"type":"antiknight"},{"type":"extra_region","cells":["r1c1","r2c2"'
+    assert pipeline.map_questions({"rules": said(no_map)}) == ()  # (no map holds extra regions)

@@ -45,7 +45,7 @@ from PIL import Image
 
 from ..runtime.answers import parse_digits_answer, parse_rules_answer
 from ..runtime.grid_view import ZOOMS
-from ..runtime.marks_map import map_is_right, maps_in, with_maps
+from ..runtime.marks_map import map_is_right, maps_in, rules_with_maps
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -180,7 +180,10 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         maps = maps_in(answers)
         try:
             json_rules = parse_rules_answer(answers["rules"])  # the rules answer alone ...
-            read_rules = with_maps(json_rules, maps, []) if maps else json_rules  # ... and with the maps, as vlm-solve
+        except VlmSudokuError:
+            pass
+        try:
+            read_rules = rules_with_maps(answers["rules"], maps, [])  # ... and with the maps, as vlm-solve
         except VlmSudokuError:
             pass
         same, types = _rules_scores(read_rules, truth)
