@@ -270,9 +270,9 @@ def test_the_few_clues_curriculum_asks_for_puzzles_with_one_or_two_of_each_marki
     plain = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="killer,thermo,arrow"), photos_dir=None)
     counts = []
     for attempt in range(6):
-        _images, puzzle, _labels = few._puzzle_image(random.Random(attempt), easy=False)
+        _images, puzzle, _labels, _title = few._puzzle_image(random.Random(attempt), easy=False)
         counts.append(Counter(c.rule for c in puzzle.constraints))
-        _images, whole, _labels = plain._puzzle_image(random.Random(attempt), easy=False)
+        _images, whole, _labels, _title = plain._puzzle_image(random.Random(attempt), easy=False)
         assert set(puzzle.constraints) <= set(whole.constraints)  # the same puzzle drawn, then cut
     assert all(n <= 2 for c in counts for n in c.values()) and any(counts)
 
@@ -328,3 +328,37 @@ def test_several_questions_about_one_picture_are_consecutive_samples(tiny_qwen2_
     assert fresh.input_ids == samples[4].input_ids and np.array_equal(fresh.pixel_values, samples[4].pixel_values)
     single = SampleMaker(tiny_qwen2_vl_dir, seed=5, mix=Mix(photo_rate=0.0, kinds="classic"), photos_dir=None)
     assert not np.array_equal(single(0).pixel_values, single(1).pixel_values)
+
+
+def test_the_title_drill_asks_for_the_words_heading_a_rules_text_the_picture_must_show(tiny_qwen2_vl_dir) -> None:
+    """With the title drill weighted, a picture whose rules text must be shown (a rule that leaves no mark) is
+    asked the title of that text, and the label is the title drawn (render details: the same words the
+    renderer's titles give); a picture without one is asked the others. Weight 0 never asks it."""
+    from vlm_sudoku.tools.render import sample
+    from vlm_sudoku.tools.render.text import TITLES
+    from vlm_sudoku.tools.train.data import TITLE_QUESTION
+
+    shown = sample(3, sizes=(9,), kinds="antiknight")
+    assert shown.details["rules_title"] and any(name in shown.details["rules_title"] for name in TITLES["antiknight"])
+    assert sample(3, sizes=(9,), kinds="classic").details.get("rules_title") is None
+
+    mix = Mix(photo_rate=0.0, questions=(1, 1, 0, 0, 0), title=50.0, per_picture=2, kinds="classic,antiknight,disjoint",
+              sizes=(9,))
+    maker = SampleMaker(tiny_qwen2_vl_dir, seed=6, mix=mix, photos_dir=None)
+    titled = untitled = 0
+    for i in range(0, 16, 2):
+        picture = maker._cached_picture(i // 2, 0)
+        asked = [maker(i).question, maker(i + 1).question]
+        if picture.title:
+            titled += 1
+            assert "title" in asked
+            s = maker(i + asked.index("title"))
+            assert TITLE_QUESTION in maker.tok.decode(s.input_ids)
+            assert maker.tok.decode([t for t in s.labels if t >= 0][:-1]) == picture.title
+        else:
+            untitled += 1
+            assert "title" not in asked
+    assert titled and untitled
+    plain = SampleMaker(tiny_qwen2_vl_dir, seed=6, mix=Mix(photo_rate=0.0, questions=(1, 1, 0, 0, 0), per_picture=2,
+                                                           kinds="antiknight", sizes=(9,)), photos_dir=None)
+    assert all(plain(i).question != "title" for i in range(6))

@@ -287,6 +287,8 @@ def _rules_block(plan: Plan, puzzle: Puzzle, rng: random.Random, fonts: FontSet,
 
     plan.add((x, y, x + width, y + height), paint)
     plan.details["rules_text"] = bool(head or wrapped)
+    if head and required:  # (required text is kept in the picture: the title drill's answer, train/data.py)
+        plan.details["rules_title"] = head
     return height
 
 
@@ -620,6 +622,7 @@ def plan_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> tuple[Plan, 
     required = T.must_explain(puzzle)
     show_rules = required or rng.random() < 0.45
     rules_text = False
+    rules_title = None
     tsize = rng.uniform(0.32, 0.42) * U
     if portrait:
         width = n + 2 * m
@@ -654,6 +657,7 @@ def plan_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> tuple[Plan, 
             if h:
                 plan_ops += [(op.box, op.paint) for op in sub.ops]
                 rules_text = sub.details.get("rules_text", False)
+                rules_title = sub.details.get("rules_title")
                 rules_box = (m - ring, y, m + n + ring, y + h)
                 y += h + 0.3 * U
         # tool buttons and number pad
@@ -694,6 +698,7 @@ def plan_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> tuple[Plan, 
             if h:
                 plan_ops += [(op.box, op.paint) for op in sub.ops]
                 rules_text = sub.details.get("rules_text", False)
+                rules_title = sub.details.get("rules_title")
                 rules_box = (px0, y, px0 + side - 0.8 * U, y + h)
                 y += h + 0.4 * U
         cols = 3 if n <= 9 else 4
@@ -720,6 +725,7 @@ def plan_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> tuple[Plan, 
             plan.must_see += _corners(rb)
     plan.details["theme"] = theme
     plan.details["rules_text"] = rules_text
+    plan.details["rules_title"] = rules_title
     # pixel size: phones 360..720 wide, tablets and desktops 640..1280 wide, long side at most 1280
     pw = rng.randint(360, 720) if portrait else rng.randint(640, 1280)
     ph = pw * height / width
@@ -836,7 +842,7 @@ def compose(puzzle: Puzzle, rng: random.Random, style: str, fonts: FontSet) -> S
     kx, ky = final[0] / size[0], final[1] / size[1]
     corners = [(x * kx, y * ky) for x, y in corners]
     details = {"layout": "scan" if scan else "photo", "effects": used, "rules_text": plan.details.get("rules_text", False),
-               "second_grid": bool(plan.details.get("second_grid")), "bent": cam.bend is not None}
+               "rules_title": plan.details.get("rules_title"), "second_grid": bool(plan.details.get("second_grid")), "bent": cam.bend is not None}
     return Scene(img, corners, spec.digit_font.name, details, jpeg_quality(rng, dmg))
 
 
@@ -871,7 +877,8 @@ def _compose_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> Scene:
     gx, gy = canvas.px(0, 0)
     corners_shot = [(gx * sx, gy * sy), ((gx + n * scale) * sx, gy * sy), ((gx + n * scale) * sx, (gy + n * scale) * sy),
                     (gx * sx, (gy + n * scale) * sy)]
-    details: dict[str, Any] = {"layout": "screenshot", "theme": plan.details["theme"], "rules_text": plan.details.get("rules_text", False)}
+    details: dict[str, Any] = {"layout": "screenshot", "theme": plan.details["theme"], "rules_text": plan.details.get("rules_text", False),
+                               "rules_title": plan.details.get("rules_title")}
     if rng.random() < 0.25:  # a photo of the screen
         bezel = int(max(pw, ph) * rng.uniform(0.03, 0.08))
         table = rng.choice(((92, 64, 42), (120, 120, 118), (200, 200, 195)))

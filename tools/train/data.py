@@ -57,6 +57,12 @@ DRILL_QUESTIONS = (CELL_QUESTION, ROW_QUESTION)  # for the tokenizer corpus
 
 
 QUESTION_KINDS = ("digits", "rules", "cells", "row", "marks")
+# A drill of the words beside the grid (Mix.title): the title of a rules text the picture must show, the one
+# place where rules that leave no mark (anti-knight, disjoint groups...) are named. Why: run 17 reads disjoint
+# groups as anti-knight or nonconsecutive and anti-knight as anti-king; the rules answer names them in one token,
+# which teaches little about reading the words that tell them apart.
+TITLE_QUESTION = "What is the title of the rules text beside this Sudoku? Answer with its words."
+DRILL_KINDS = (*QUESTION_KINDS, "title")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class Mix:
     # there are kinds left). Why: drawing and preprocessing the picture, not the GPU, sets a run's pace, and a
     # picture has several things to ask (its digits, rules, a layer's map). 1 keeps the samples of runs before it.
     per_picture: int = 1
+    title: float = 0.0  # weight of the title drill among rendered pictures' questions (0: samples as before it)
 
     def __post_init__(self) -> None:
         for name in ("questions", "photo_questions"):
@@ -155,10 +162,11 @@ class SampleMaker:
                                          for r in range(n)])
         style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
         drawn = render(puzzle, rng, style=style)
+        title = drawn.details.get("rules_title")
         if self.view is None:
-            return [drawn.image], puzzle, None
+            return [drawn.image], puzzle, None, title
         image, labels = self._view(drawn.image, drawn.corners, rng, puzzle)
-        return self._with_context(image, drawn.image), puzzle, labels
+        return self._with_context(image, drawn.image), puzzle, labels, title
 
     def _with_context(self, view, picture) -> list:
         """The images of a prompt: the whole picture for models trained with a context view, then the grid view."""
@@ -190,21 +198,24 @@ class SampleMaker:
                     puzzle = puzzle.with_givens(givens)
                 image, token_labels = self._view(picture, photo.corners, rng, puzzle)
                 images = self._with_context(image, picture)
-            weights = mix.photo_questions
+            weights, title = (*mix.photo_questions, 0.0), None
         else:
-            images, puzzle, token_labels = self._puzzle_image(rng, easy)
+            images, puzzle, token_labels, title = self._puzzle_image(rng, easy)
             source = "render"
-            weights = mix.questions
-        questions = _questions(rng, weights, self.mix.per_picture, bool(_mapped_layers(puzzle)))
+            weights = (*mix.questions, mix.title)
+        possible = {"marks"} if _mapped_layers(puzzle) else set()
+        if title:
+            possible.add("title")
+        questions = _questions(rng, weights, self.mix.per_picture, possible)
         processed = [preprocess(im, self.image_settings) for im in images]
         return _Picture(np.concatenate([p for p, _ in processed]), np.concatenate([g for _, g in processed]),
                         [num_image_tokens(g, self.image_settings.merge_size) for _, g in processed], puzzle,
-                        token_labels, source, questions)
+                        token_labels, source, questions, title)
 
     def _ask(self, picture: "_Picture", rng: random.Random, question: str) -> Sample | None:
         """A sample of ``question`` about ``picture``; None when the answer is too long to train on."""
         puzzle, counts, token_labels = picture.puzzle, picture.counts, picture.token_labels
-        turns = self._turns(question, puzzle, rng)
+        turns = self._turns(question, puzzle, rng, picture.title)
         ids = prompt_ids(self.tok, turns[0][0], counts)
         labels = [IGNORE] * len(ids)
         for i, (q, answer) in enumerate(turns):
@@ -224,9 +235,11 @@ class SampleMaker:
                                            token_labels])
         return Sample(picture.pixel_values, picture.grid_thw, ids, labels, picture.source, question, token_labels)
 
-    def _turns(self, question: str, puzzle: Puzzle, rng: random.Random) -> list[tuple[str, str]]:
+    def _turns(self, question: str, puzzle: Puzzle, rng: random.Random, title: str | None = None) -> list[tuple[str, str]]:
         """(question text, answer text) pairs; several only for the single-cell drill."""
         n, sym = puzzle.size, puzzle.alphabet.symbol
+        if question == "title":
+            return [(TITLE_QUESTION, str(title))]
         if question == "digits":
             return [(QUESTIONS["digits"], digits_text(puzzle))]
         if question == "rules":
@@ -262,21 +275,25 @@ class _Picture:
     token_labels: np.ndarray | None
     source: str
     questions: list[str]  # what its consecutive samples ask, in turn
+    title: str | None = None  # the title of the rules text it must show (renders only)
 
 
-def _questions(rng: random.Random, weights: Sequence[float], count: int, mapped: bool) -> list[str]:
-    """``count`` question kinds drawn by weight, each kind once while there are kinds left; the marks map only
-    of a puzzle with a mapped layer (a draw of it otherwise is drawn again among the others). One question is
-    drawn exactly as runs before per_picture drew theirs."""
-    kinds = list(QUESTION_KINDS)
+def _questions(rng: random.Random, weights: Sequence[float], count: int, possible: set[str]) -> list[str]:
+    """``count`` question kinds of DRILL_KINDS drawn by weight, each kind once while there are kinds left; the
+    marks map and the title drill only where ``possible`` names them (a puzzle with a mapped layer, a picture
+    with a rules title; a draw of one otherwise is drawn again among the first four). One question is drawn
+    exactly as runs before per_picture drew theirs, and a title weight of 0 draws as runs before it."""
+    kinds = list(DRILL_KINDS)
+    always = kinds[:4]
     first = rng.choices(kinds, weights)[0]
-    if first == "marks" and not mapped:
-        first = rng.choices(kinds[:-1], weights[:-1])[0]
+    if first not in always and first not in possible:
+        first = rng.choices(always, weights[:4])[0]
     out = [first]
-    left = {k: w for k, w in zip(kinds, weights) if w > 0 and k != first and (k != "marks" or mapped)}
+    usable = {k: w for k, w in zip(kinds, weights) if w > 0 and (k in always or k in possible)}
+    left = {k: w for k, w in usable.items() if k != first}
     while len(out) < count:
         if not left:  # every kind asked: start again
-            left = {k: w for k, w in zip(kinds, weights) if w > 0 and (k != "marks" or mapped)}
+            left = dict(usable)
         pick = rng.choices(list(left), list(left.values()))[0]
         out.append(pick)
         del left[pick]

@@ -321,6 +321,10 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
               help="Weight of the marks-map question among rendered samples' questions ("
                    + ", ".join(f"{k} {w:.2f}" for k, w in zip(QUESTION_KINDS, Mix.questions[:-1]))
                    + "); above 0 the model declares the layers it is taught (runtime/marks_map.py).")
+@click.option("--title", type=click.FloatRange(0), default=Mix.title, show_default=True,
+              help="Weight of the title drill (the words heading a rules text the picture must show; "
+                   "train/data.py TITLE_QUESTION) among rendered samples' questions; 0 draws the samples of runs "
+                   "before it.")
 @click.option("--per-picture", type=click.IntRange(1, 32), default=Mix.per_picture, show_default=True,
               help="Consecutive samples asked about one drawn picture, each its own question (drawing pictures "
                    "on the CPU sets a run's pace); best a divisor of --batch, whose samples one worker makes; 1 "
@@ -337,7 +341,7 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
          easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
-         marks: float, per_picture: int) -> None:
+         marks: float, per_picture: int, title: float) -> None:
     import torch
     from torch.utils.data import DataLoader
 
@@ -367,6 +371,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["marks"] = marks
     if per_picture > 1:
         state["config"]["per_picture"] = per_picture
+    if title:
+        state["config"]["title"] = title
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
@@ -384,7 +390,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
-              questions=(*Mix.questions[:-1], marks), per_picture=per_picture)
+              questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
