@@ -108,8 +108,9 @@ def expand_images(paths: tuple[str, ...]) -> list[Path]:
                    "the most likely change of up to 3 doubtful digits (the model's own next choices) that gives "
                    "exactly one solution is taken, and every change is reported.")
 @click.option("--views", type=click.IntRange(1, len(ZOOMS)), default=len(ZOOMS), show_default=True,
-              help="Grid views the digits are read from, each framed a little tighter; the digits taken are those "
-                   "the views believe jointly. 1 is fastest (one answer less to decode per extra view).")
+              help="Grid views the digits (and a model's marks maps) are read from, each framed a little tighter; "
+                   "the digits taken are those the views believe jointly, a map's codes those most views draw. 1 is "
+                   "fastest (fewer answers to decode).")
 def main(images: tuple[str, ...], model_dir: str | None, provider: str, backend: str, max_new_tokens: int,
          threads: int | None, precision: str | None, cuda_graph: bool | None,
          grid: str | None, fpuzzles: str | None, rules: str | None, ignore: tuple[str, ...], as_json: bool,
@@ -179,7 +180,8 @@ class _Stages:
                       f"{info['decode']:.2f} s ({info['tokens_per_s']:.0f} tokens/s)"
                       + ("" if info["stopped"] else " - hit --max-new-tokens"))
         elif name == "views":
-            self.line(f"digits from {info['views'] - 1} more grid views in {1000 * info['more_views']:.0f} ms")
+            maps = f" and the {', '.join(info['maps'])} map{'s' if len(info['maps']) > 1 else ''}" if info.get("maps") else ""
+            self.line(f"digits{maps} from {info['views'] - 1} more grid views in {1000 * info['more_views']:.0f} ms")
         elif name == "solve":
             views = f" (digits of {info['views']} views combined)" if info["views"] > 1 else ""
             self.line(f"solve: {info['status']} in {1000 * info['solve']:.1f} ms{views}")

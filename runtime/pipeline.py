@@ -32,7 +32,7 @@ from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .marks_map import layer_of, layers_of, load_layers, maps_in
+from .marks_map import layer_of, layers_of, load_layers, maps_in, voted_map
 from .prompts import SharedPrompt, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 
@@ -52,13 +52,17 @@ class Reading:
     # the digits answers of the further views (grid_view.ZOOMS[1:]), each on its own prefix, and their time
     more_digits: list[Generation] = field(default_factory=list)
     more_views_s: float = 0.0
+    more_maps: list[dict[str, str]] = field(default_factory=list)  # the further views' marks maps, by layer
 
     def texts(self) -> dict[str, str]:
         return {q: g.text for q, g in self.answers.items()}
 
     def maps(self) -> dict[str, str]:
-        """The marks-map answers by layer (runtime/marks_map.py; none for models that declare no map)."""
-        return maps_in(self.texts())
+        """The marks maps by layer (runtime/marks_map.py; none for models that declare no map): each voted cell
+        by cell from the views that drew it (marks_map.voted_map), the first view's where there is no other."""
+        first = maps_in(self.texts())
+        return {layer: voted_map([text, *(more[layer] for more in self.more_maps if layer in more)], layer)
+                for layer, text in first.items()}
 
     @property
     def image(self) -> EncodedImage:
@@ -153,10 +157,12 @@ class Pipeline:
         if "digits" in questions and self.views > 1 and viewed is not None and viewed.corners is not None:
             t = time.perf_counter()
             assert self.grid_view is not None
+            maps = tuple(q for q in answers if q.startswith("map:"))  # asked again of each view, to be voted
             for zoom in ZOOMS[1:self.views]:
                 view = engine.encode_image(self.grid_view.zoomed(picture, viewed.corners, zoom))
-                more, _, _ = self._ask([*encoded[:-1], view], ("digits",), None)  # the same context view, if any
+                more, _, _ = self._ask([*encoded[:-1], view], ("digits", *maps), None)  # the same context view, if any
                 reading.more_digits.append(more["digits"])
+                reading.more_maps.append(maps_in({q: g.text for q, g in more.items()}))
             reading.more_views_s = time.perf_counter() - t
         return reading
 
@@ -263,7 +269,8 @@ class Pipeline:
                           "tokens_per_s": gen.tokens_per_s, "stopped": gen.stopped, "text": gen.text})
             if reading.more_digits:
                 out.timings["more_views"] = reading.more_views_s
-                stage("views", {"views": 1 + len(reading.more_digits), "more_views": reading.more_views_s})
+                stage("views", {"views": 1 + len(reading.more_digits), "more_views": reading.more_views_s,
+                                "maps": sorted({layer for more in reading.more_maps for layer in more})})
             self.settle(reading, out, stage)
         except VlmSudokuError as exc:
             out.error = exc

@@ -264,3 +264,39 @@ def test_the_pipeline_asks_for_the_map_of_the_layer_a_rules_answer_broke_off_in(
     assert pipeline.map_questions({"rules": said(text[: len(text) // 2])}) == ("map:kropki",)
     no_map = '{"size":9,"rules":[{"type":"antiknight"},{"type":"extra_region","cells":["r1c1","r2c2"'
     assert pipeline.map_questions({"rules": said(no_map)}) == ()  # (no map holds extra regions)
+
+
+def test_maps_of_several_views_are_voted_cell_by_cell() -> None:
+    """Each cell's code as most views write it, the first view's where they tie; a view of another shape is left
+    out, and a first answer that is no map comes back as it is (with_maps says why)."""
+    from vlm_sudoku.runtime.marks_map import voted_map
+
+    first, second, third = "X17K.\nK..\n...", "X12K.\nK..\n.K.", "X12K.\nV..\n.H."
+    assert voted_map([first, second, third], "killer") == "X12K.\nK..\n..."
+    assert voted_map([first, second], "killer") == first  # two that differ: the first's
+    assert voted_map([first, "X12K.\nK.", third], "killer") == first  # the second left out: first and third tie
+    assert voted_map(["no map here", second, second], "killer") == "no map here"
+    assert voted_map(["Here:\n" + first, second, second], "killer") == second
+    outside = ["S12...\n....\n....\n..DR3+S4.", "S12...\n....\n....\n..DR8+S4.", "S13...\n....\n....\n..DR8+S4."]
+    assert voted_map(outside, "outside") == "S12...\n....\n....\n..DR8+S4."
+
+
+def test_a_reading_of_several_views_votes_its_maps_and_the_pipeline_asks_them_of_every_view() -> None:
+    from vlm_sudoku.runtime.engine import Generation
+    from vlm_sudoku.runtime.pipeline import Pipeline, Reading
+    from vlm_sudoku.tools.render import render
+
+    def said(text: str) -> Generation:
+        return Generation(tokens=[], text=text, prompt_tokens=0, prefill_s=0.0, decode_s=0.0, stopped=True)
+
+    reading = Reading(encoded=[], prefix_tokens=0, prefix_s=0.0, answers={
+        "rules": said("{}"), "map:odd_even": said("1...\n....\n....\n...."), "map:thermo": said("6...\n" + "....\n" * 3)},
+        more_maps=[{"odd_even": "2...\n....\n....\n....", "thermo": "3...\n" + "....\n" * 3},
+                   {"odd_even": "2...\n....\n....\n...."}])
+    assert reading.maps() == {"odd_even": "2...\n....\n....\n....", "thermo": "6...\n....\n....\n...."}
+
+    puzzle = sample_puzzle(random.Random(3), kinds=("thermo",), sizes=(9,))[0]
+    pipeline = Pipeline.load(default_model_dir(), provider="cpu", views=3)
+    reading = pipeline.read_image(render(puzzle, random.Random(3), style="app").image)
+    asked = {q.removeprefix("map:") for q in reading.answers if q.startswith("map:")}
+    assert asked and len(reading.more_maps) == 2 and all(set(more) == asked for more in reading.more_maps)

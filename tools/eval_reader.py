@@ -368,7 +368,7 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
                 read = checked = None
                 if check:
                     reading = reader.read_image(item.image, ("rules", "digits"))  # type: ignore[attr-defined]
-                    answers = reading.texts()
+                    answers = {**reading.texts(), **{f"map:{k}": v for k, v in reading.maps().items()}}  # (voted)
                     score.seconds += time.perf_counter() - t
                     t = time.perf_counter()
                     read, checked = settled_givens(reader, reading, item.puzzle.size)
