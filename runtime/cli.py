@@ -180,7 +180,7 @@ class _Stages:
                       f"{info['decode']:.2f} s ({info['tokens_per_s']:.0f} tokens/s)"
                       + ("" if info["stopped"] else " - hit --max-new-tokens"))
         elif name == "views":
-            maps = f" and the {', '.join(info['maps'])} map{'s' if len(info['maps']) > 1 else ''}" if info.get("maps") else ""
+            maps = f" and the {', '.join(info['maps'])} map{'s' if len(info['maps']) > 1 else ''}" if info["maps"] else ""
             self.line(f"digits{maps} from {info['views'] - 1} more grid views in {1000 * info['more_views']:.0f} ms")
         elif name == "solve":
             views = f" (digits of {info['views']} views combined)" if info["views"] > 1 else ""
