@@ -17,6 +17,7 @@ from typing import Any
 from ..solver.errors import ModelOutputError, PuzzleFormatError
 from ..solver.grid_text import GRID_SYMBOL, RULE_LINE
 from ..solver.puzzle import Grid, Puzzle
+from ..solver.constraints.base import RULES, rule_from_json
 from ..solver.rules_json import read_rules
 from ..solver.symbols import default_alphabet
 
@@ -83,20 +84,23 @@ _TYPE = re.compile(r'"type"\s*:\s*"([a-z_+-]+)"')
 
 
 @dataclass(frozen=True)
-class CutRules:
-    """What a rules answer that breaks off inside its list of rules still says."""
+class PartRules:
+    """What a rules answer still says where part of it cannot be read, for marks maps to stand in for that part
+    (marks_map.rules_with_maps)."""
 
-    puzzle: Puzzle  # the size, regions and every rule listed whole before the break
-    broken_type: str  # the type of the rule it broke off in (the last whole rule's where the break hides it)
+    puzzle: Puzzle  # the size and every rule (and the regions) that read
+    unread: tuple[str, ...]  # the rule types (or "regions") of what did not read, for their layers' maps
+    why: str  # what the answer did, as a problems line says it: "breaks off inside its kropki rules"
+    cut: bool  # the answer broke off, so rules it would have listed after the break are missing too
 
 
-def cut_rules_answer(text: str) -> CutRules | None:
+def cut_rules_answer(text: str) -> PartRules | None:
     """The rules a rules answer lists whole before it breaks off, and the type it broke off in; None where it
     does not break off inside its list of rules, or what comes before the break is not a puzzle.
 
     Why: a rules answer lists every dot, cage and line, and the list of a puzzle with dozens of dots passes
     the 512-token cap; a marks map holds all of one layer in a token a cell, so the map of the layer the answer
-    broke off in can stand in for that layer's cut list (marks_map.rules_with_maps)."""
+    broke off in can stand in for that layer's cut list."""
     body = _unfenced(text)
     start = body.find("{")
     found = _RULES_LIST.search(body, max(start, 0))
@@ -118,9 +122,62 @@ def cut_rules_answer(text: str) -> CutRules | None:
     except (json.JSONDecodeError, PuzzleFormatError):
         return None
     broken = _TYPE.search(body, whole_to)
-    if broken is not None:
-        return CutRules(puzzle, broken.group(1))
-    return CutRules(puzzle, puzzle.constraints[-1].rule) if puzzle.constraints else None
+    broken_type = broken.group(1) if broken is not None else puzzle.constraints[-1].rule if puzzle.constraints else None
+    if broken_type is None:
+        return None
+    return PartRules(puzzle, (broken_type,), f"breaks off inside its {broken_type} rules", cut=True)
+
+
+def invalid_rules_answer(text: str) -> PartRules | None:
+    """A whole rules answer with the rules (or the regions) that are not valid left out, and their types; None
+    where it is no JSON object of a puzzle's size and rules, or where nothing in it is invalid.
+
+    Why: the model names a line's type and then walks its cells wrongly (a thermometer through one cell twice,
+    a step that skips a cell). Where that layer has a marks map, the map replaces the layer's cells anyway, so
+    such cells need not cost the whole reading."""
+    try:
+        obj = extract_json_object(text)
+        rules = obj.get("rules", [])
+        size = read_rules({k: v for k, v in obj.items() if k in ("size", "box")}).size
+    except (ModelOutputError, PuzzleFormatError):
+        return None
+    if "grid" in obj or not isinstance(rules, list):
+        return None
+    kept, unread, first_error = [], [], ""
+    for entry in rules:
+        try:
+            rule_from_json(entry, size)
+        except PuzzleFormatError as exc:
+            kind = entry.get("type") if isinstance(entry, Mapping) else None
+            if not isinstance(kind, str) or kind not in RULES:
+                return None  # no type a map could stand for
+            unread.append(RULES[kind].rule)
+            first_error = first_error or str(exc)
+        else:
+            kept.append(entry)
+    rest = {**obj, "rules": kept}
+    if "regions" in obj:
+        try:
+            read_rules({k: v for k, v in obj.items() if k != "rules"})
+        except PuzzleFormatError as exc:
+            del rest["regions"]
+            unread.insert(0, "regions")
+            first_error = first_error or str(exc)
+    if not unread:
+        return None
+    try:
+        puzzle = read_rules(rest)
+    except PuzzleFormatError:
+        return None
+    names = list(dict.fromkeys(unread))
+    return PartRules(puzzle, tuple(names), f"gives {'/'.join(names)} rules that are not valid ({first_error})",
+                     cut=False)
+
+
+def partial_rules_answer(text: str) -> PartRules | None:
+    """What can still be read of a rules answer that does not parse: a cut list's whole rules, or a whole
+    answer's valid ones (cut_rules_answer, invalid_rules_answer)."""
+    return cut_rules_answer(text) or invalid_rules_answer(text)
 
 
 def parse_rules_answer(text: str) -> Puzzle:

@@ -49,7 +49,7 @@ from ..solver.constraints.pairs import XV, Kropki
 from ..solver.constraints.sums import Arrow, Killer, LittleKiller, Sandwich
 from ..solver.errors import ModelOutputError, PuzzleFormatError
 from ..solver.puzzle import Puzzle
-from .answers import cut_rules_answer, parse_rules_answer, quote
+from .answers import PartRules, parse_rules_answer, partial_rules_answer, quote
 
 CONFIG_KEY = "vlm_sudoku_marks_map"
 
@@ -78,12 +78,12 @@ Rows = list[list[str]]
 
 
 def layers_of(puzzle: Puzzle, declared: Iterable[str] = LAYERS, also: Iterable[str] = ()) -> list[str]:
-    """The layers of ``declared`` that ``puzzle`` has something on (or that the rule types ``also`` name), in
-    LAYERS order."""
+    """The layers of ``declared`` that ``puzzle`` has something on (or that the rule types, or "regions",
+    ``also`` names), in LAYERS order."""
     rules = {c.rule for c in puzzle.constraints} | set(also)
     wanted = set(declared)
     return [layer for layer in LAYERS if layer in wanted
-            and (puzzle.box is None if layer == "regions" else bool(rules & set(LAYER_RULES[layer])))]
+            and (puzzle.box is None or layer in rules if layer == "regions" else bool(rules & set(LAYER_RULES[layer])))]
 
 
 def layer_of(rule: str) -> str | None:
@@ -389,27 +389,35 @@ def _usable_map(text: str, layer: str, n: int) -> list[Constraint] | tuple[tuple
 def rules_with_maps(rules_text: str, maps: Mapping[str, str], problems: list[str] | None = None) -> Puzzle:
     """The rules as vlm-solve takes them: the rules answer's, each mapped layer's from its map (with_maps).
 
-    With ``problems``, a rules answer that breaks off inside its list of rules (answers.cut_rules_answer) is
-    still read where the map of the layer it broke off in is usable: the rules listed whole before the break,
-    that layer from its map, and a line in ``problems`` saying so, for a rule listed after the break is not
-    read (the solver then finds the puzzle ambiguous, or solves it without that rule). Anything else that is
-    not a rules answer raises ModelOutputError."""
+    With ``problems``, a rules answer that does not parse is still read where what fails is a part that maps
+    stand in for (answers.partial_rules_answer): a list of rules that breaks off, or rules (or regions) that are
+    not valid, each of a layer whose map is usable. The rules that read are kept, those layers come from their
+    maps, and a line in ``problems`` says so; after a break it also says that a rule the answer would have
+    listed later is not read (the solver then finds the puzzle ambiguous, or solves it without that rule).
+    Anything else that is not a rules answer raises ModelOutputError."""
     try:
         puzzle = parse_rules_answer(rules_text)
     except ModelOutputError as broken:
-        cut = cut_rules_answer(rules_text) if problems is not None else None
-        layer = layer_of(cut.broken_type) if cut is not None else None
-        if cut is None or layer is None or layer not in maps:
+        part = partial_rules_answer(rules_text) if problems is not None else None
+        layers = list(dict.fromkeys(unread_layers(part))) if part is not None else []
+        if part is None or not layers or any(layer not in maps for layer in layers):
             raise
-        try:
-            _usable_map(maps[layer], layer, cut.puzzle.size)
-        except ModelOutputError as bad:
-            raise ModelOutputError(f"{broken}; its {layer} map cannot stand in for the cut list ({bad})") from None
-        problems.append(f"the model's rules answer breaks off inside its {cut.broken_type} rules: the rules listed "
-                        f"before the break are read, the {layer} rules are its map's, and any rule the answer "
-                        f"would have listed after them is not read")
-        puzzle = cut.puzzle
+        for layer in layers:
+            try:
+                _usable_map(maps[layer], layer, part.puzzle.size)
+            except ModelOutputError as bad:
+                raise ModelOutputError(f"{broken}; its {layer} map cannot stand in for those rules ({bad})") from None
+        problems.append(f"the model's rules answer {part.why}: the {'/'.join(layers)} rules are its "
+                        + ("maps'" if len(layers) > 1 else "map's")
+                        + ("; any rule the answer would have listed after the break is not read" if part.cut else ""))
+        puzzle = part.puzzle
     return with_maps(puzzle, maps, problems) if maps else puzzle
+
+
+def unread_layers(part: PartRules) -> list[str]:
+    """The layers whose maps stand in for what a rules answer leaves unread; empty where some of it has none."""
+    layers = [t if t == "regions" else layer_of(t) for t in part.unread]
+    return [] if None in layers else layers  # type: ignore[return-value]
 
 
 def maps_in(texts: Mapping[str, str]) -> dict[str, str]:

@@ -27,12 +27,12 @@ from ..solver.errors import ModelOutputError, VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import SOLVED, SolveResult, solve
-from .answers import cut_rules_answer, parse_rules_answer, read_answers
+from .answers import parse_rules_answer, partial_rules_answer, read_answers
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .marks_map import layer_of, layers_of, load_layers, maps_in, voted_map
+from .marks_map import layers_of, load_layers, maps_in, unread_layers, voted_map
 from .prompts import SharedPrompt, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 
@@ -168,19 +168,20 @@ class Pipeline:
 
     def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:
         """The marks-map questions (runtime/marks_map.py) to ask after these answers: one per declared layer
-        whose rules the rules answer names, the type it broke off in included where it broke off inside its
-        list of rules and a map can stand in for that (marks_map.rules_with_maps); none for models that declare
-        no layer, or after a rules answer that is not a puzzle (settle reports that)."""
+        whose rules the rules answer names, those of the part that does not read included where maps can stand
+        in for it (a list that breaks off, rules that are not valid: marks_map.rules_with_maps); none for models
+        that declare no layer, or after a rules answer that is not a puzzle (settle reports that)."""
         if not self.map_layers or "rules" not in answers:
             return ()
         text = answers["rules"].text
         try:
             return tuple(f"map:{layer}" for layer in layers_of(parse_rules_answer(text), self.map_layers))
         except VlmSudokuError:
-            cut = cut_rules_answer(text)
-        if cut is None or layer_of(cut.broken_type) not in self.map_layers:
+            part = partial_rules_answer(text)
+        unread = unread_layers(part) if part is not None else []
+        if part is None or not unread or any(layer not in self.map_layers for layer in unread):
             return ()
-        return tuple(f"map:{layer}" for layer in layers_of(cut.puzzle, self.map_layers, also=[cut.broken_type]))
+        return tuple(f"map:{layer}" for layer in layers_of(part.puzzle, self.map_layers, also=part.unread))
 
     def _ask(self, encoded: list[EncodedImage], questions: tuple[str, ...],
              on_text: Callable[[str, str], None] | None) -> tuple[dict[str, Generation], int, float]:

@@ -233,7 +233,7 @@ def test_a_rules_answer_cut_short_inside_a_mapped_layer_is_read_with_that_layers
             read_answers(text[:cut_at], digits_answer(puzzle), {"kropki": kropki})  # no place to say it: strict
         with pytest.raises(ModelOutputError, match="breaks off inside its JSON object"):
             read_answers(text[:cut_at], digits_answer(puzzle), {}, [])
-        with pytest.raises(ModelOutputError, match="its kropki map cannot stand in for the cut list .*map shows none"):
+        with pytest.raises(ModelOutputError, match="its kropki map cannot stand in for those rules .*map shows none"):
             read_answers(text[:cut_at], digits_answer(puzzle), {"kropki": "." * 9 + "\n" + ("." * 9 + "\n") * 8}, [])
 
 
@@ -242,9 +242,10 @@ def test_only_a_cut_inside_the_list_of_rules_is_read_on() -> None:
 
     whole = '{"size":4,"rules":[{"type":"odd","cells":["r1c1"]},{"type":"kropki","color":"white","cells":["r1c1","r1c2"]}]}'
     cut = cut_rules_answer(whole[:-25])
-    assert cut is not None and cut.broken_type == "kropki" and [c.rule for c in cut.puzzle.constraints] == ["odd"]
+    assert cut is not None and cut.unread == ("kropki",) and [c.rule for c in cut.puzzle.constraints] == ["odd"]
+    assert cut.cut
     cut = cut_rules_answer(whole[: whole.index("kropki") - 5])  # the break hides the next rule's type
-    assert cut is not None and cut.broken_type == "odd"
+    assert cut is not None and cut.unread == ("odd",)
     assert cut_rules_answer(whole[:12]) is None  # before the list
     assert cut_rules_answer(whole[:-1]) is None  # after it: not a cut list
     assert cut_rules_answer('{"size":4,"rules":[{"type":"odd","cells":["r5c1"]},{"ty') is None  # not a puzzle
@@ -264,6 +265,83 @@ def test_the_pipeline_asks_for_the_map_of_the_layer_a_rules_answer_broke_off_in(
     assert pipeline.map_questions({"rules": said(text[: len(text) // 2])}) == ("map:kropki",)
     no_map = '{"size":9,"rules":[{"type":"antiknight"},{"type":"extra_region","cells":["r1c1","r2c2"'
     assert pipeline.map_questions({"rules": said(no_map)}) == ()  # (no map holds extra regions)
+
+
+def _thermo_and_jigsaw_puzzle() -> Puzzle:
+    """A generated 9x9 puzzle with irregular regions and at least two thermometers of three cells or more."""
+    for seed in range(400):
+        puzzle = sample_puzzle(random.Random(seed), kinds=("thermo",), sizes=(9,))[0]
+        thermos = [c for c in puzzle.constraints if isinstance(c, Thermo)]
+        if puzzle.box is None and len(thermos) >= 2 and all(len(t.line) >= 3 for t in thermos):
+            return puzzle
+    raise AssertionError("no generated jigsaw + thermo puzzle")
+
+
+def _walked_twice(text: str, first: str) -> str:
+    """``text`` with the thermometer that starts at ``first`` walking back onto its first cell at its end
+    (a thermometer the model wrote so in run 17)."""
+    head = f'"cells":["{first}",'
+    at = text.index(head)
+    end = text.index("]", at)
+    return text[:end] + f',"{first}"' + text[end:]
+
+
+def test_a_rules_answer_with_invalid_rules_of_a_mapped_layer_is_read_with_that_layers_map() -> None:
+    """The model names a thermometer and walks through one of its cells twice. The thermo map replaces every
+    thermometer's cells anyway, so the reading is the whole puzzle with one problem line; so for regions that are
+    not n regions of n cells and a regions map. Strict, without the map, or with a map that shows none, it stays
+    an error, and a rule no map holds is never left out."""
+    from vlm_sudoku.runtime.answers import invalid_rules_answer
+
+    puzzle = _thermo_and_jigsaw_puzzle()
+    first = next(c for c in puzzle.constraints if isinstance(c, Thermo)).line[0]
+    text = _walked_twice(rules_answer(puzzle), f"r{first[0] + 1}c{first[1] + 1}")
+    maps = {layer: map_text(puzzle, layer) for layer in ("regions", "thermo")}
+    problems: list[str] = []
+    read = read_answers(text, digits_answer(puzzle), maps, problems)
+    assert same_rules(read, puzzle) and read.givens == puzzle.givens
+    assert len(problems) == 1 and "\n" not in problems[0]
+    assert problems[0].startswith("the model's rules answer gives thermo rules that are not valid (")
+    assert problems[0].endswith("the thermo rules are its map's")
+    part = invalid_rules_answer(text)
+    assert part is not None and part.unread == ("thermo",) and not part.cut
+    assert len([c for c in part.puzzle.constraints if isinstance(c, Thermo)]) == len(
+        [c for c in puzzle.constraints if isinstance(c, Thermo)]) - 1  # the others are kept
+    with pytest.raises(ModelOutputError, match="rules are not valid .*lists a cell twice"):
+        read_answers(text, digits_answer(puzzle), maps)  # no place to say it: strict
+    with pytest.raises(ModelOutputError, match="rules are not valid"):
+        read_answers(text, digits_answer(puzzle), {"regions": maps["regions"]}, [])
+    with pytest.raises(ModelOutputError, match="its thermo map cannot stand in for those rules .*map shows none"):
+        read_answers(text, digits_answer(puzzle), {**maps, "thermo": "." * 9 + "\n" + ("." * 9 + "\n") * 8}, [])
+
+    regions = rules_answer(puzzle).replace('"regions":["', '"regions":["1', 1)  # a row of ten symbols
+    problems = []
+    read = read_answers(regions, digits_answer(puzzle), maps, problems)
+    assert same_rules(read, puzzle) and len(problems) == 1 and "gives regions rules that are not valid" in problems[0]
+
+    assert invalid_rules_answer(rules_answer(puzzle)) is None  # nothing invalid
+    no_map = '{"size":9,"rules":[{"type":"antiknight"},{"type":"extra_region","cells":["r1c1","r1c1"]}]}'
+    assert invalid_rules_answer(no_map) is not None
+    with pytest.raises(ModelOutputError, match="rules are not valid"):
+        read_answers(no_map, digits_answer(puzzle), maps, [])  # (no map holds extra regions)
+    assert invalid_rules_answer('{"size":9,"rules":[{"type":"teleport","cells":["r1c1"]}]}') is None
+
+
+def test_the_pipeline_asks_for_the_maps_of_the_layers_whose_rules_are_not_valid() -> None:
+    from vlm_sudoku.runtime.engine import Generation
+    from vlm_sudoku.runtime.pipeline import Pipeline
+
+    def said(text: str) -> Generation:
+        return Generation(tokens=[], text=text, prompt_tokens=0, prefill_s=0.0, decode_s=0.0, stopped=True)
+
+    pipeline = Pipeline.load(default_model_dir(), provider="cpu", check_reading=False, views=1)
+    text = rules_answer(_thermo_and_jigsaw_puzzle())
+    one = '{"size":9,"rules":[{"type":"thermo","cells":["r1c1","r1c2","r1c1"]}]}'
+    assert pipeline.map_questions({"rules": said(one)}) == ("map:thermo",)
+    bad_regions = text.replace('"regions":["', '"regions":["1', 1)
+    assert pipeline.map_questions({"rules": said(bad_regions)}) == ("map:regions", "map:thermo")
+    no_map = '{"size":9,"rules":[{"type":"thermo","cells":["r1c1","r1c2","r1c1"]},{"type":"extra_region","cells":["r1c1","r1c1"]}]}'
+    assert pipeline.map_questions({"rules": said(no_map)}) == ()
 
 
 def test_maps_of_several_views_are_voted_cell_by_cell() -> None:
