@@ -258,6 +258,17 @@ def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen
     refused = loop(*args, "--context-view", "168")
     assert refused.returncode == 2 and "needs a grid view" in refused.stderr
 
+    # continuing the trained folder: with a base whose tokenizer numbers the tokens otherwise, it is refused
+    other = tmp_path / "other_base"
+    shutil.copytree(tmp_path / "out" / "hf", other)
+    vocab = json.loads((other / "vocab.json").read_text())
+    (a, i), (b, j) = list(vocab.items())[300:302]
+    (other / "vocab.json").write_text(json.dumps({**vocab, a: j, b: i}))
+    cont = ["--ckpt", str(tmp_path / "out" / "hf"), "--minutes", "2", "--total-steps", "1", "--batch", "2",
+            "--workers", "0", "--photo-rate", "0"]
+    refused = loop("--base", str(other), *cont)
+    assert refused.returncode == 1 and "vocab.json differs from the base's" in refused.stderr
+
 
 def test_the_few_clues_curriculum_asks_for_puzzles_with_one_or_two_of_each_marking(tiny_qwen2_vl_dir) -> None:
     """Mix.few_clues = 1: every variant puzzle drawn is the one the plain recipe draws, with at most two clues

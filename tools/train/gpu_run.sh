@@ -2,8 +2,10 @@
 # The GPU machine's side of a training run (docs/training.md, "On the GPU machine"): one verb a device call.
 # Committed because the machine starts bare and .train/ does not outlive a session's checkout.
 #
-#   sh tools/train/gpu_run.sh setup CKPT   carry .whl/dl .whl/install.sh .train/base_v3_nw CKPT
-#                                          (CKPT: a trained hf/ or w32/ folder to continue)
+#   sh tools/train/gpu_run.sh setup CKPT [BASE]   carry .whl/dl .whl/install.sh CKPT [BASE]
+#                                          (CKPT: a trained hf/ or w32/ folder to continue; BASE: the folder
+#                                          of its tokenizer and configs, CKPT itself where it has them, else
+#                                          .train/base_v3_nw, which recipe.py builds: train.loop same_tokenizer)
 #   sh tools/train/gpu_run.sh start LOOP_OPTIONS...   carry .train/photos_train .fonts
 #                                          (train.loop under torchrun, one process a GPU, in the background)
 #   sh tools/train/gpu_run.sh poll SECONDS   waits up to SECONDS while training runs; prints RUNNING or DONE
@@ -18,9 +20,15 @@ running() { pgrep -f "[v]lm_sudoku.tools.train.loop --base" > /dev/null; }  # br
 case $verb in
 setup)
   ckpt=${1:?the checkpoint folder to continue}
+  base=${2:-}
+  if [ -z "$base" ]; then
+    if [ -f "$ckpt/tokenizer.json" ]; then base=$ckpt; else base=.train/base_v3_nw; fi
+  fi
   sh .whl/install.sh
-  rm -rf /tmp/base /tmp/ckpt && cp -r .train/base_v3_nw /tmp/base && cp -r "$ckpt" /tmp/ckpt
-  ls /tmp/ckpt
+  rm -rf /tmp/base /tmp/ckpt && cp -r "$base" /tmp/base && cp -r "$ckpt" /tmp/ckpt
+  rm -f /tmp/base/*.safetensors /tmp/base/model.safetensors.index.json /tmp/base/README.md  # weights: CKPT's
+  echo "base $base: $(ls /tmp/base | tr '\n' ' ')"
+  echo "ckpt $ckpt: $(ls /tmp/ckpt | tr '\n' ' ')"
   ;;
 start)
   mkdir -p /tmp/photos /tmp/fonts "$pkg" && cp -r .train/photos_train/. /tmp/photos/ && cp -r .fonts/. /tmp/fonts/

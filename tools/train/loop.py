@@ -216,6 +216,25 @@ def save_checkpoint(ckpt: Path, model, optimizer, state: dict, aux: AuxHead | No
     shutil.rmtree(old, ignore_errors=True)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt")
+
+
+def same_tokenizer(base: Path, ckpt: Path | None) -> None:
+    """Refuse a checkpoint whose folder carries another tokenizer than the base's.
+
+    Why: the samples are tokenized with the base's tokenizer, and recipe.py trains that tokenizer afresh from
+    the generator and prompts of the day, so a base rebuilt after they changed numbers the tokens otherwise
+    than the weights learnt (session 13's run 18 started so: an answer loss of 2.5 where run 17 ended at 0.12).
+    Continue a trained folder with its own tokenizer: pass that folder (without its weights) as --base."""
+    if ckpt is None:
+        return
+    for name in TOKENIZER_FILES:
+        ours, theirs = base / name, ckpt / name
+        if ours.exists() and theirs.exists() and ours.read_bytes() != theirs.read_bytes():
+            raise click.ClickException(f"{ckpt}: its {name} differs from the base's ({base}): the weights would read "
+                                       "other token ids; use the checkpoint's own folder as --base")
+
+
 def load_model(base: Path, ckpt: Path | None, device: str):
     """The base's weights, or a checkpoint's: model.pt (with optimizer) or a w32/ folder brought back."""
     import torch
@@ -345,6 +364,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     import torch
     from torch.utils.data import DataLoader
 
+    same_tokenizer(base, ckpt)
     if context_view is not None or marks:
         base = with_settings(base, Path(tempfile.mkdtemp(prefix="vlm_base_")), context_view, marks > 0)
     procs = _Processes()
