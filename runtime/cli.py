@@ -106,7 +106,9 @@ def expand_images(paths: tuple[str, ...]) -> list[Path]:
 @click.option("--no-reading-check", "no_reading_check", is_flag=True,
               help="Report the model's reading as is. By default a reading with no solution or several is checked: "
                    "the most likely change of up to 3 doubtful digits (the model's own next choices) that gives "
-                   "exactly one solution is taken, and every change is reported.")
+                   "exactly one solution is taken, and every change is reported; a reading still with no solution "
+                   "whose digits have exactly one without one of the rule types the model named is solved without "
+                   "it, and that is reported too.")
 @click.option("--views", type=click.IntRange(1, len(ZOOMS)), default=len(ZOOMS), show_default=True,
               help="Grid views the digits (and a model's marks maps) are read from, each framed a little tighter; "
                    "the digits taken are those the views believe jointly, a map's codes those most views draw. 1 is "
@@ -191,6 +193,8 @@ class _Stages:
                     else "no correction")
             self.line(f"reading check: {check.candidates} candidates in {1000 * check.seconds:.0f} ms: {done}"
                       + (f" -> {check.result.status}" if check.corrected else ""))
+        elif name == "rules_check":
+            self.line(info["rules_check"].line())
 
 
 def default_model_dir() -> Path:
@@ -263,6 +267,8 @@ def _run_images(images: tuple[str, ...], model_dir: str | None, provider: str, b
         if out.check is not None and out.check.corrected:  # said on stderr too, as a JSON run shows nothing else
             changes = ", ".join(f"{c.where} as {c.taken} (read {c.read})" for c in out.corrections)
             click.echo(f"vlm-solve: {path}: the reading check took {changes}: {out.check.why()}", err=True)
+        if out.rules_check is not None:
+            click.echo(f"vlm-solve: {path}: {out.rules_check.line()}", err=True)
         if out.error is not None:
             click.echo(f"vlm-solve: error: {path}: {out.error}", err=True)
         elif out.result is not None and status_message(out.result):
@@ -285,6 +291,8 @@ def _print_outcome(out) -> None:
     if out.check is not None:
         for line in check_lines(out.check):
             click.echo(line)
+    if out.rules_check is not None:
+        click.echo(out.rules_check.line())
     if out.result is not None and out.puzzle is not None:
         click.echo(result_text(out.puzzle, out.result))
     t = out.timings

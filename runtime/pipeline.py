@@ -10,7 +10,10 @@ The digits are read from ``views`` grid views at slightly different zooms
 and the digits taken are those the views believe jointly (runtime/digit_belief.py).
 A reading that does not solve uniquely then goes through the reading check
 (runtime/reading_check.py): the most likely change of a few doubtful digits
-that gives exactly one solution is taken, and reported as such.
+that gives exactly one solution is taken, and reported as such. One still with
+no solution goes through the rules check (runtime/rules_check.py): a rule type
+the model named without which the digits have exactly one solution is left out,
+and reported as such.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from PIL import Image
 from ..solver.errors import ModelOutputError, VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
-from ..solver.solve import SOLVED, SolveResult, solve
+from ..solver.solve import NO_SOLUTION, SOLVED, SolveResult, solve
 from .answers import parse_rules_answer, partial_rules_answer, read_answers
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
@@ -35,6 +38,7 @@ from .image_io import load_image
 from .marks_map import layers_of, load_layers, maps_in, unread_layers, voted_map
 from .prompts import SharedPrompt, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
+from .rules_check import RulesCheck, check_rules
 
 QUESTION_ORDER = ("rules", "digits")
 DEFAULT_VIEWS = len(ZOOMS)
@@ -90,6 +94,9 @@ class Outcome:
     check: ReadingCheck | None = None
     views: int = 1  # digits answers whose belief ``puzzle``'s givens are (runtime/digit_belief.py)
     map_problems: list[str] = field(default_factory=list)  # maps left unused or standing in for a cut list (marks_map)
+    # The rules check, where it left a rule type out (the reading had no solution, and had one without it);
+    # ``puzzle`` and ``result`` above are then the puzzle without it and its solution.
+    rules_check: RulesCheck | None = None
 
     @property
     def read_puzzle(self) -> Puzzle | None:
@@ -304,6 +311,12 @@ class Pipeline:
                 out.timings["reading_check"] = out.check.seconds
                 out.puzzle, out.result = out.check.puzzle, out.check.result
                 stage("check", {"check": out.check})
+        if out.result.status == NO_SOLUTION and self.check_reading:
+            out.rules_check = check_rules(out.puzzle, out.result)
+            if out.rules_check is not None:
+                out.timings["rules_check"] = out.rules_check.seconds
+                out.puzzle, out.result = out.rules_check.puzzle, out.rules_check.result
+                stage("rules_check", {"rules_check": out.rules_check})
 
 
 def outcome_json(out: Outcome) -> dict[str, Any]:
@@ -322,6 +335,9 @@ def outcome_json(out: Outcome) -> dict[str, Any]:
         obj["views"] = out.views
         if out.map_problems:
             obj["map_problems"] = out.map_problems
+        if out.rules_check is not None:
+            obj["rule_left_out"] = {"type": out.rules_check.dropped, "why": out.rules_check.line(),
+                                    "status_as_read": out.rules_check.read_result.status}
         obj["rules"] = write_rules(out.puzzle.with_givens([[0] * out.puzzle.size] * out.puzzle.size))
     if out.result is not None and out.puzzle is not None:
         res = result_json(out.puzzle, out.result)

@@ -93,6 +93,8 @@ class Score:
     corrected: int = 0  # readings the check changed
     corrected_wrong: int = 0  # ... that still had a wrong digit after
     truth_unique: int = 0  # images whose true puzzle has exactly one solution
+    rules_left_out: int = 0  # readings the rules check solved without a rule type (runtime/rules_check.py) ...
+    rules_left_out_right: int = 0  # ... of a type the true puzzle does not have
     check_seconds: float = 0.0
     misread: list = field(default_factory=list)  # per image with a wrong or unreadable digit: name, what went wrong
 
@@ -108,6 +110,8 @@ class Score:
             "corrected": checked and self.corrected,
             "corrected_wrong": checked and self.corrected_wrong,
             "truth_unique": self.truth_unique,
+            "rules_left_out": checked and self.rules_left_out,
+            "rules_left_out_right": checked and self.rules_left_out_right,
             "rules_exact": self.rules_exact / max(1, self.rules_checked) if self.rules_checked else None,
             "rules_drawn": self.rules_drawn,
             "rules_exact_drawn": self.rules_drawn_exact / self.rules_drawn if self.rules_drawn else None,
@@ -337,22 +341,24 @@ def _variant_kinds() -> tuple[str, ...]:
     return VARIANT_KINDS
 
 
-def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, Grid | None]:
+def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, Grid | None, str | None]:
     """The givens vlm-solve takes from ``reading`` (Pipeline.settle): as read (every view's digits combined)
-    and, when the reading check changed them, after it (else None). (None, None) where that cannot run (an
-    unreadable answer, a size other than the truth's): the answer is then scored as parsed."""
+    and, when the reading check changed them, after it (else None); and the rule type the rules check left out
+    (else None). (None, None, None) where that cannot run (an unreadable answer, a size other than the truth's):
+    the answer is then scored as parsed."""
     from ..runtime.pipeline import Outcome
 
     out = Outcome("")
     try:
         reader.settle(reading, out)
     except VlmSudokuError:
-        return None, None
+        return None, None, None
     read = out.read_puzzle
     if read is None or read.size != size:
-        return None, None
+        return None, None, None
     corrected = out.check is not None and out.check.corrected
-    return read.givens, out.check.puzzle.givens if corrected else None
+    left_out = out.rules_check.dropped if out.rules_check is not None else None
+    return read.givens, out.check.puzzle.givens if corrected else None, left_out
 
 
 def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True) -> list[dict]:
@@ -371,8 +377,11 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
                     answers = {**reading.texts(), **{f"map:{k}": v for k, v in reading.maps().items()}}  # (voted)
                     score.seconds += time.perf_counter() - t
                     t = time.perf_counter()
-                    read, checked = settled_givens(reader, reading, item.puzzle.size)
+                    read, checked, left_out = settled_givens(reader, reading, item.puzzle.size)
                     score.check_seconds += time.perf_counter() - t
+                    if left_out is not None:
+                        score.rules_left_out += 1
+                        score.rules_left_out_right += left_out not in {c.rule for c in item.puzzle.constraints}
                 else:
                     answers = reader.read(item.image, ("rules", "digits"))
                     score.seconds += time.perf_counter() - t
@@ -410,6 +419,10 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {100 * r['cell_accuracy']:.2f}% | "
                      f"{checked} | {r['truth_unique']} | {rules} | {drawn} | {types} | {marked} | {r['unreadable']} | "
                      f"{r['seconds_per_image']:.2f} | {', '.join(r['top_confusions'][:5])} |")
+    left_out = [f"{r['set']} {r['rules_left_out']} ({r['rules_left_out_right']} not in the truth)"
+                for r in rows if r.get("rules_left_out")]
+    if left_out:
+        lines += ["", "rules check: readings solved without a rule type the model named: " + ", ".join(left_out)]
     for r in rows:
         if r.get("maps_by_layer"):
             lines += ["", f"{r['set']}: marks maps (without them: rules exact {100 * r['rules_exact_without_maps']:.1f}%, "
