@@ -14,10 +14,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..solver.constraints.base import RULES, rule_from_json
 from ..solver.errors import ModelOutputError, PuzzleFormatError
 from ..solver.grid_text import GRID_SYMBOL, RULE_LINE
 from ..solver.puzzle import Grid, Puzzle
-from ..solver.constraints.base import RULES, rule_from_json
 from ..solver.rules_json import read_rules
 from ..solver.symbols import default_alphabet
 

@@ -93,7 +93,7 @@ class Outcome:
     # model's alternatives); with corrections, ``puzzle`` and ``result`` above are the corrected reading's.
     check: ReadingCheck | None = None
     views: int = 1  # digits answers whose belief ``puzzle``'s givens are (runtime/digit_belief.py)
-    map_problems: list[str] = field(default_factory=list)  # maps left unused or standing in for a cut list (marks_map)
+    map_problems: list[str] = field(default_factory=list)  # maps left unused, or standing in for a cut or invalid list
     # The rules check, where it left a rule type out (the reading had no solution, and had one without it);
     # ``puzzle`` and ``result`` above are then the puzzle without it and its solution.
     rules_check: RulesCheck | None = None

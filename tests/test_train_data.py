@@ -258,13 +258,15 @@ def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen
     refused = loop(*args, "--context-view", "168")
     assert refused.returncode == 2 and "needs a grid view" in refused.stderr
 
-    # continuing the trained folder: with a base whose tokenizer numbers the tokens otherwise, it is refused
+    # the fp32 checkpoint carries its tokenizer, and continuing it with a base whose tokenizer numbers the tokens
+    # otherwise is refused
+    assert (tmp_path / "out" / "w32" / "vocab.json").read_bytes() == (base / "vocab.json").read_bytes()
     other = tmp_path / "other_base"
     shutil.copytree(tmp_path / "out" / "hf", other)
     vocab = json.loads((other / "vocab.json").read_text())
     (a, i), (b, j) = list(vocab.items())[300:302]
     (other / "vocab.json").write_text(json.dumps({**vocab, a: j, b: i}))
-    cont = ["--ckpt", str(tmp_path / "out" / "hf"), "--minutes", "2", "--total-steps", "1", "--batch", "2",
+    cont = ["--ckpt", str(tmp_path / "out" / "w32"), "--minutes", "2", "--total-steps", "1", "--batch", "2",
             "--workers", "0", "--photo-rate", "0"]
     refused = loop("--base", str(other), *cont)
     assert refused.returncode == 1 and "vocab.json differs from the base's" in refused.stderr

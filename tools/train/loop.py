@@ -225,7 +225,8 @@ def same_tokenizer(base: Path, ckpt: Path | None) -> None:
     Why: the samples are tokenized with the base's tokenizer, and recipe.py trains that tokenizer afresh from
     the generator and prompts of the day, so a base rebuilt after they changed numbers the tokens otherwise
     than the weights learnt (session 13's run 18 started so: an answer loss of 2.5 where run 17 ended at 0.12).
-    Continue a trained folder with its own tokenizer: pass that folder (without its weights) as --base."""
+    Continue a trained folder with its own tokenizer: pass that folder as --base too (its weights are not read
+    from there)."""
     if ckpt is None:
         return
     for name in TOKENIZER_FILES:
@@ -312,6 +313,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
     (out / "w32" / "state.json").write_text(json.dumps(state, indent=1))
     if aux is not None:  # run 8's final folder lacked it, so run 9 had to start from run 7's head
         torch.save(aux.linear.state_dict(), out / "w32" / "aux_head.pt")
+    for name in TOKENIZER_FILES:  # the weights' own token ids travel with them (same_tokenizer checks them)
+        if (base / name).exists():
+            shutil.copy2(base / name, out / "w32" / name)
     export_folder(base, model, out / "hf", shard="15MB")
 
 
