@@ -22,6 +22,17 @@ def test_photo_split_is_fixed_and_by_puzzle() -> None:
     assert not {p.givens for p in train} & {p.givens for p in val}  # no validation puzzle is seen in training
 
 
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="../shared/data/photos_train is not checked out")
+def test_the_training_split_is_copied_for_the_gpu_machine_without_a_validation_photo(tmp_path) -> None:
+    from vlm_sudoku.tools.train.photos import copy_training_split
+
+    assert copy_training_split(tmp_path / "photos", PHOTOS) == 128
+    names = {f.name for f in (tmp_path / "photos").iterdir()}
+    assert len(names) == 2 * 128 + 1 and "outlines.csv" in names and not names & VALIDATION_PHOTOS
+    train, val = split(load_photos(tmp_path / "photos"))
+    assert (len(train), len(val)) == (128, 0)
+
+
 def _segments(sample) -> list[list[int]]:
     """The supervised runs of a sample: one per assistant answer."""
     runs, cur = [], []

@@ -11,6 +11,7 @@ import csv
 import os
 import random
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,19 @@ def split(photos: list[Photo]) -> tuple[list[Photo], list[Photo]]:
     return train, val
 
 
+def copy_training_split(dest: Path, folder: Path = DEFAULT_DIR) -> int:
+    """The training photos (no validation photo), their .dat labels and outlines.csv copied into ``dest``, the
+    folder a training run on the GPU machine is sent (docs/training.md): the whole folder passes one transfer's
+    64 MiB beside the checkout, and the validation photos must not reach training. Returns the photos copied."""
+    train, _val = split(load_photos(folder))
+    dest.mkdir(parents=True, exist_ok=True)
+    for photo in train:
+        for source in (photo.path, photo.path.with_suffix(".dat")):
+            shutil.copy2(source, dest / source.name)
+    shutil.copy2(folder / "outlines.csv", dest / "outlines.csv")
+    return len(train)
+
+
 def augment(photo: Photo, rng: random.Random) -> Image.Image:
     """A plausible re-take of the photo: small rotation, zoom/crop that keeps the grid,
     light, contrast, blur and JPEG changes. Stale EXIF tags are handled by load_image."""
@@ -160,3 +174,11 @@ def retake(img: Image.Image, rng: random.Random) -> Image.Image:
         buf.seek(0)
         img = Image.open(buf).convert("RGB")
     return img
+
+
+if __name__ == "__main__":  # python -m vlm_sudoku.tools.train.photos DEST
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m vlm_sudoku.tools.train.photos DEST (copies the training split there)")
+    print(f"{copy_training_split(Path(sys.argv[1]))} training photos copied into {sys.argv[1]}")
