@@ -195,19 +195,33 @@ def parse_map(text: str, layer: str, size: int) -> Rows:
 def voted_map(texts: Sequence[str], layer: str) -> str:
     """One map from the same layer's maps of several grid views: each cell's code as most of them write it, the
     first map's where they tie. A view whose rows are not shaped as the first's is left out, and the first map
-    is returned as it is when its own rows are not a map (with_maps then says why).
+    is returned as it is when its own rows are not a map (with_maps then says why). Where the cells voted so
+    do not read as a map (a line stepping off its cells, two lines into one cell), the first view's own map
+    that does is taken instead, and the vote where none does.
 
     Why: the digits are read from three views at slightly different zooms (grid_view.ZOOMS) because the views'
     misreadings differ; so do their maps'. On run 17, of 181 maps of the few-clue and by-kind renders, 58 + 27
-    were exactly right from the first view and 61 + 30 voted from three."""
+    were exactly right from the first view and 61 + 30 voted from three. A line is one path, though, and cells
+    voted from paths that differ can join into none (run 18: ".344", ".669" and ".3.9" voted ".349", a step off
+    the line, where the second view was right)."""
     first = _code_rows(texts[0], layer)
     if not first:
         return texts[0]
     shape = [len(row) for row in first]
     views = [first, *(rows for rows in (_code_rows(t, layer) for t in texts[1:]) if [len(r) for r in rows] == shape)]
     # (Counter keeps the order codes are met in, and most_common keeps it among equal counts: ties go to the first)
-    return "\n".join("".join(Counter(view[r][c] for view in views).most_common(1)[0][0] for c in range(len(row)))
-                     for r, row in enumerate(first))
+    vote = "\n".join("".join(Counter(view[r][c] for view in views).most_common(1)[0][0] for c in range(len(row)))
+                      for r, row in enumerate(first))
+    size = len(first) - (2 if layer == "outside" else 0)
+    return next((text for text in (vote, *texts) if _valid_map(text, layer, size)), vote)
+
+
+def _valid_map(text: str, layer: str, size: int) -> bool:
+    try:
+        read_map(text, layer, size)
+    except ModelOutputError:
+        return False
+    return True
 
 
 def read_map(text: str, layer: str, size: int) -> list[Constraint] | tuple[tuple[int, ...], ...]:

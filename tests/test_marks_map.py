@@ -359,6 +359,21 @@ def test_maps_of_several_views_are_voted_cell_by_cell() -> None:
     assert voted_map(outside, "outside") == "S12...\n....\n....\n..DR8+S4."
 
 
+
+def test_where_the_voted_cells_are_no_map_the_first_view_whose_map_is_one_is_taken() -> None:
+    """Three views of one arrow map (run 18 drew these): the cells voted from paths that differ step off the line,
+    so the second view's map, the one that reads, is taken; where no view's map reads, the vote stands."""
+    from vlm_sudoku.runtime.marks_map import voted_map
+
+    top = "....2....\n....1....\n...5.....\n........2\n........1\n.......1.\n....5.5..\n"
+    views = [top + ".344..5..\n.....94..", top + ".669..5..\n.....94..", top + ".3.9..5..\n.....94.."]
+    with pytest.raises(ModelOutputError, match="steps off the lines"):
+        read_map(top + ".349..5..\n.....94..", "arrow", 9)  # the cell-by-cell vote
+    assert voted_map(views, "arrow") == views[1]
+    broken = [v.replace("....5.5..", "....5....") for v in views]  # no view's map reads now
+    assert voted_map(broken, "arrow") == top.replace("....5.5..", "....5....") + ".349..5..\n.....94.."
+
+
 def test_a_reading_of_several_views_votes_its_maps_and_the_pipeline_asks_them_of_every_view() -> None:
     from vlm_sudoku.runtime.engine import Generation
     from vlm_sudoku.runtime.pipeline import Pipeline, Reading
