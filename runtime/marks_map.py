@@ -412,10 +412,10 @@ def rules_with_maps(rules_text: str, maps: Mapping[str, str], problems: list[str
     try:
         puzzle = parse_rules_answer(rules_text)
     except ModelOutputError as broken:
-        part = partial_rules_answer(rules_text) if problems is not None else None
-        layers = list(dict.fromkeys(unread_layers(part))) if part is not None else []
-        if part is None or not layers or any(layer not in maps for layer in layers):
+        stand_in = stand_in_reading(rules_text, maps) if problems is not None else None
+        if stand_in is None:
             raise
+        part, layers = stand_in
         for layer in layers:
             try:
                 _usable_map(maps[layer], layer, part.puzzle.size)
@@ -428,10 +428,18 @@ def rules_with_maps(rules_text: str, maps: Mapping[str, str], problems: list[str
     return with_maps(puzzle, maps, problems) if maps else puzzle
 
 
-def unread_layers(part: PartRules) -> list[str]:
-    """The layers whose maps stand in for what a rules answer leaves unread; empty where some of it has none."""
-    layers = [t if t == "regions" else layer_of(t) for t in part.unread]
-    return [] if None in layers else layers  # type: ignore[return-value]
+def stand_in_reading(rules_text: str, layers: Iterable[str]) -> tuple[PartRules, list[str]] | None:
+    """What still reads of a rules answer that does not parse (answers.partial_rules_answer), and the layers
+    whose maps stand in for the rest; None where nothing reads or some of the rest has no layer among
+    ``layers`` (the declared ones, when deciding what to ask; the maps answered, when reading)."""
+    part = partial_rules_answer(rules_text)
+    if part is None:
+        return None
+    needed = list(dict.fromkeys(t if t == "regions" else layer_of(t) for t in part.unread))
+    available = set(layers)
+    if not needed or any(layer not in available for layer in needed):
+        return None
+    return part, needed  # type: ignore[return-value]
 
 
 def maps_in(texts: Mapping[str, str]) -> dict[str, str]:

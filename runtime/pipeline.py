@@ -30,12 +30,12 @@ from ..solver.errors import ModelOutputError, VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import NO_SOLUTION, SOLVED, SolveResult, solve
-from .answers import parse_rules_answer, partial_rules_answer, read_answers
+from .answers import parse_rules_answer, read_answers
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .marks_map import layers_of, load_layers, maps_in, unread_layers, voted_map
+from .marks_map import layers_of, load_layers, maps_in, stand_in_reading, voted_map
 from .prompts import SharedPrompt, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 from .rules_check import RulesCheck, check_rules
@@ -184,10 +184,10 @@ class Pipeline:
         try:
             return tuple(f"map:{layer}" for layer in layers_of(parse_rules_answer(text), self.map_layers))
         except VlmSudokuError:
-            part = partial_rules_answer(text)
-        unread = unread_layers(part) if part is not None else []
-        if part is None or not unread or any(layer not in self.map_layers for layer in unread):
+            stand_in = stand_in_reading(text, self.map_layers)
+        if stand_in is None:
             return ()
+        part, _ = stand_in
         return tuple(f"map:{layer}" for layer in layers_of(part.puzzle, self.map_layers, also=part.unread))
 
     def _ask(self, encoded: list[EncodedImage], questions: tuple[str, ...],
