@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..runtime.clue_crops import QUESTION as CLUE, load_clue_crops
 from ..runtime.engine import EncodedImage, Generation
 from ..runtime.grid_view import load_grid_view
 from ..runtime.marks_map import load_layers
@@ -43,6 +44,7 @@ class TorchPipeline(Pipeline):
         self.image_settings = ImageSettings.from_json(Path(model_dir))
         self.grid_view = load_grid_view(model_dir)
         self.map_layers = load_layers(model_dir)
+        self.clue_crops = load_clue_crops(model_dir)
         gen = GenerationTokens.from_folder(model_dir)
         self.stop_ids = sorted({*self.tokenizer.stop_ids, *gen.eos_token_ids})
         self.max_new_tokens = max_new_tokens
@@ -73,6 +75,7 @@ class TorchPipeline(Pipeline):
 
     def read_image(self, image: Image.Image, questions: tuple[str, ...] = QUESTION_ORDER,
                    on_text: Callable[[str, str], None] | None = None) -> Reading:
+        picture = image
         image, viewed = self.view(image)
         s = self.image_settings.patch_size
         encoded, pixels = [], []
@@ -102,4 +105,11 @@ class TorchPipeline(Pipeline):
             ask(q)
         for q in self.map_questions(answers):  # the marks maps the rules answer calls for (runtime/marks_map.py)
             ask(q)
-        return Reading(encoded, answers, 0, 0.0, viewed)
+        reading = Reading(encoded, answers, 0, 0.0, viewed)
+        self.read_clues(picture, reading)
+        return reading
+
+    def clue_text(self, crop: Image.Image) -> str:
+        pixel_values, grid = preprocess(crop, self.image_settings)
+        ids = prompt_ids(self.tokenizer, question_text(CLUE), [num_image_tokens(grid, self.image_settings.merge_size)])
+        return self.tokenizer.decode(self.generate_ids(ids, pixel_values, grid, 8))

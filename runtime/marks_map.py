@@ -161,7 +161,7 @@ def _width(layer: str, n: int) -> int:
     return n + 2 if layer == "outside" else n
 
 
-def _code_rows(text: str, layer: str) -> Rows:
+def code_rows(text: str, layer: str) -> Rows:
     """The first block of consecutive lines of ``text`` made of ``layer``'s cell codes, each line as its codes
     (spaces and '|' dropped): a map answer's rows, chatter before them skipped."""
     pattern = _CELL.get(layer, _CELL["default"])
@@ -181,7 +181,7 @@ def parse_map(text: str, layer: str, size: int) -> Rows:
     """The ``size`` rows of ``size`` cell codes of a map answer. Lines of chatter before the rows are skipped;
     the rows themselves must be consecutive and complete, each cell a code of ``layer``."""
     width = _width(layer, size)
-    rows = _code_rows(text, layer)
+    rows = code_rows(text, layer)
     for k, cells in enumerate(rows[:width]):
         if len(cells) != width:
             raise ModelOutputError(f"row {k + 1} of the model's {layer} map has {len(cells)} cells, "
@@ -204,11 +204,11 @@ def voted_map(texts: Sequence[str], layer: str) -> str:
     were exactly right from the first view and 61 + 30 voted from three. A line is one path, though, and cells
     voted from paths that differ can join into none (run 18: ".344", ".669" and ".3.9" voted ".349", a step off
     the line, where the second view was right)."""
-    first = _code_rows(texts[0], layer)
+    first = code_rows(texts[0], layer)
     if not first:
         return texts[0]
     shape = [len(row) for row in first]
-    views = [first, *(rows for rows in (_code_rows(t, layer) for t in texts[1:]) if [len(r) for r in rows] == shape)]
+    views = [first, *(rows for rows in (code_rows(t, layer) for t in texts[1:]) if [len(r) for r in rows] == shape)]
     # (Counter keeps the order codes are met in, and most_common keeps it among equal counts: ties go to the first)
     vote = "\n".join("".join(Counter(view[r][c] for view in views).most_common(1)[0][0] for c in range(len(row)))
                       for r, row in enumerate(first))

@@ -31,12 +31,13 @@ from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import NO_SOLUTION, SOLVED, SolveResult, solve
 from .answers import parse_rules_answer, read_answers
+from .clue_crops import QUESTION as CLUE, ClueCrops, clue_answer, clues_of, load_clue_crops, with_numbers
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .marks_map import layers_of, load_layers, maps_in, stand_in_reading, voted_map
-from .prompts import SharedPrompt, question_text, shared_prompt
+from .marks_map import code_rows, layers_of, load_layers, maps_in, read_map, stand_in_reading, voted_map
+from .prompts import SharedPrompt, prompt_ids, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 from .rules_check import RulesCheck, check_rules
 
@@ -57,16 +58,31 @@ class Reading:
     more_digits: list[Generation] = field(default_factory=list)
     more_views_s: float = 0.0
     more_maps: list[dict[str, str]] = field(default_factory=list)  # the further views' marks maps, by layer
+    # the clue crops' answers (models that declare them: runtime/clue_crops.py), by layer and map place, and their time
+    clues: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)
+    clues_s: float = 0.0
 
     def texts(self) -> dict[str, str]:
-        return {q: g.text for q, g in self.answers.items()}
+        """The answers' texts by question, the clue crops' as "clue:<layer>:<row>,<place>" (of the map)."""
+        return {**{q: g.text for q, g in self.answers.items()},
+                **{f"{CLUE}:{layer}:{r},{c}": text for layer, read in self.clues.items() for (r, c), text in read.items()}}
 
-    def maps(self) -> dict[str, str]:
+    def voted_maps(self) -> dict[str, str]:
         """The marks maps by layer (runtime/marks_map.py; none for models that declare no map): each voted cell
         by cell from the views that drew it (marks_map.voted_map), the first view's where there is no other."""
-        first = maps_in(self.texts())
+        first = maps_in({q: g.text for q, g in self.answers.items()})
         return {layer: voted_map([text, *(more[layer] for more in self.more_maps if layer in more)], layer)
                 for layer, text in first.items()}
+
+    def maps(self) -> dict[str, str]:
+        """The voted maps, each clue number the clue crops read written over the map's own (an answer that is
+        not a number leaves the map's)."""
+        maps = self.voted_maps()
+        for layer, read in self.clues.items():
+            numbers = {place: n for place, n in ((p, clue_answer(t)) for p, t in read.items()) if n is not None}
+            if numbers and layer in maps:
+                maps[layer] = with_numbers(maps[layer], layer, numbers)
+        return maps
 
     @property
     def image(self) -> EncodedImage:
@@ -138,6 +154,7 @@ class Pipeline:
         self.provider_name, self.precision, self.notes = engine.provider_name, engine.precision, engine.choice.notes
         self.grid_view: GridView | None = load_grid_view(engine.folder)
         self.map_layers: tuple[str, ...] = load_layers(engine.folder)
+        self.clue_crops: ClueCrops | None = load_clue_crops(engine.folder)
 
     def view(self, image: Image.Image) -> tuple[Image.Image, Viewed | None]:
         """What the model reads: the grid view for models trained on one, else the picture itself."""
@@ -171,7 +188,33 @@ class Pipeline:
                 reading.more_digits.append(more["digits"])
                 reading.more_maps.append(maps_in({q: g.text for q, g in more.items()}))
             reading.more_views_s = time.perf_counter() - t
+        self.read_clues(picture, reading)
         return reading
+
+    def read_clues(self, picture: Image.Image, reading: Reading) -> None:
+        """Ask the clue crop of every printed number of ``reading``'s voted killer and outside maps (models that
+        declare the crops, a grid found, a map that reads): ``reading.clues``."""
+        viewed = reading.viewed
+        if self.clue_crops is None or viewed is None or viewed.corners is None:
+            return
+        t = time.perf_counter()
+        for layer, text in reading.voted_maps().items():
+            n = len(code_rows(text, layer)) - (2 if layer == "outside" else 0)
+            try:
+                read_map(text, layer, n)
+            except VlmSudokuError:
+                continue  # (with_maps reports the map)
+            for clue in clues_of(text, layer):
+                crop = self.clue_crops.crop(picture, viewed.corners, n, clue)
+                reading.clues.setdefault(layer, {})[(clue.row, clue.col)] = self.clue_text(crop)
+        reading.clues_s = time.perf_counter() - t
+
+    def clue_text(self, crop: Image.Image) -> str:
+        """The model's answer to the clue question about one crop (its own short prompt: the crop is its image)."""
+        engine = self.engine
+        encoded = engine.encode_image(crop)
+        ids = prompt_ids(engine.tokenizer, question_text(CLUE), [encoded.num_tokens])
+        return engine.generate(ids, images=[encoded], max_new_tokens=8).text
 
     def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:
         """The marks-map questions (runtime/marks_map.py) to ask after these answers: one per declared layer
@@ -279,6 +322,9 @@ class Pipeline:
                 out.timings["more_views"] = reading.more_views_s
                 stage("views", {"views": 1 + len(reading.more_digits), "more_views": reading.more_views_s,
                                 "maps": sorted({layer for more in reading.more_maps for layer in more})})
+            if reading.clues:
+                out.timings["clues"] = reading.clues_s
+                stage("clues", {"clues": sum(len(read) for read in reading.clues.values()), "seconds": reading.clues_s})
             self.settle(reading, out, stage)
         except VlmSudokuError as exc:
             out.error = exc

@@ -80,9 +80,16 @@ MAP_QUESTIONS: dict[str, str] = {
                    "points) and the sum for a little killer clue.",
 }
 
+# A clue crop (runtime/clue_crops.py): one printed clue number cut out of the picture, asked of models that declare
+# the crops.
+CLUE_PROMPT = "This is one clue of a Sudoku, enlarged. What number is printed as the clue? Answer with the number."
+
 
 def question_text(name: str) -> str:
-    """The text of a question by name: the product's two, or a marks-map layer's ("map:<layer>")."""
+    """The text of a question by name: the product's two, a marks-map layer's ("map:<layer>") or the clue crop's
+    ("clue")."""
+    if name == "clue":
+        return CLUE_PROMPT
     return QUESTIONS[name] if name in QUESTIONS else MAP_QUESTIONS[name]
 
 

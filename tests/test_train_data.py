@@ -294,9 +294,9 @@ def test_the_few_clues_curriculum_asks_for_puzzles_with_one_or_two_of_each_marki
     plain = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="killer,thermo,arrow"), photos_dir=None)
     counts = []
     for attempt in range(6):
-        _images, puzzle, _labels, _title = few._puzzle_image(random.Random(attempt), easy=False)
+        _images, puzzle, _labels, _title, _located = few._puzzle_image(random.Random(attempt), easy=False)
         counts.append(Counter(c.rule for c in puzzle.constraints))
-        _images, whole, _labels, _title = plain._puzzle_image(random.Random(attempt), easy=False)
+        _images, whole, _labels, _title, _located = plain._puzzle_image(random.Random(attempt), easy=False)
         assert set(puzzle.constraints) <= set(whole.constraints)  # the same puzzle drawn, then cut
     assert all(n <= 2 for c in counts for n in c.values()) and any(counts)
 

@@ -17,13 +17,14 @@ without them (190k samples) never got past writing empty rows.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ...runtime.answers import digits_text
+from ...runtime.clue_crops import QUESTION as CLUE, Clue, clue_answer_text, clues_of, load_clue_crops
 from ...runtime.grid_view import (UNIT_SQUARE, Point, apply_perspective, load_grid_view, perspective_coefficients,
                                   prompt_images)
 from ...runtime.image_io import load_image
@@ -62,7 +63,9 @@ QUESTION_KINDS = ("digits", "rules", "cells", "row", "marks")
 # groups as anti-knight or nonconsecutive and anti-knight as anti-king; the rules answer names them in one token,
 # which teaches little about reading the words that tell them apart.
 TITLE_QUESTION = "What is the title of the rules text beside this Sudoku? Answer with its words."
-DRILL_KINDS = (*QUESTION_KINDS, "title")
+# The clue crop (runtime/clue_crops.py, Mix.clue): one printed clue number (a cage sum, a sandwich or little-killer
+# total) cut out of the picture where the marks map puts it, and asked as a question of its own.
+DRILL_KINDS = (*QUESTION_KINDS, "title", CLUE)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Mix:
     # picture has several things to ask (its digits, rules, a layer's map). 1 keeps the samples of runs before it.
     per_picture: int = 1
     title: float = 0.0  # weight of the title drill among rendered pictures' questions (0: samples as before it)
+    clue: float = 0.0  # weight of the clue crop among rendered pictures' questions (0: samples as before it)
 
     def __post_init__(self) -> None:
         for name in ("questions", "photo_questions"):
@@ -118,6 +122,7 @@ class SampleMaker:
         self.tok = Tokenizer.from_folder(model_dir)
         self.image_settings = ImageSettings.from_json(Path(model_dir))
         self.view = load_grid_view(model_dir)
+        self.crops = load_clue_crops(model_dir)
         self.seed = seed
         self.mix = mix
         self._cache: tuple[tuple[int, int], _Picture] | None = None
@@ -164,24 +169,24 @@ class SampleMaker:
         drawn = render(puzzle, rng, style=style)
         title = drawn.details.get("rules_title")
         if self.view is None:
-            return [drawn.image], puzzle, None, title
-        image, labels = self._view(drawn.image, drawn.corners, rng, puzzle)
-        return self._with_context(image, drawn.image), puzzle, labels, title
+            return [drawn.image], puzzle, None, title, (drawn.image, drawn.corners)
+        image, labels, moved = self._view(drawn.image, drawn.corners, rng, puzzle)
+        return self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved)
 
     def _with_context(self, view, picture) -> list:
         """The images of a prompt: the whole picture for models trained with a context view, then the grid view."""
         return prompt_images(view, self.view.context_of(picture) if self.view is not None else None)
 
     def _view(self, image, corners, rng: random.Random, puzzle: Puzzle):
-        """The grid view through corners a little off, as the runtime's grid locator finds them,
-        and the cell under each merged token of that view (where the true corners put it)."""
+        """The grid view through corners a little off, as the runtime's grid locator finds them, the cell under
+        each merged token of that view (where the true corners put it), and the corners it was warped from."""
         assert self.view is not None
         side = max(abs(corners[1][0] - corners[0][0]), abs(corners[3][1] - corners[0][1]), 1.0)
         spread = self.mix.corner_jitter * side
         moved = [(x + max(-3 * spread, min(3 * spread, rng.gauss(0, spread))),
                   y + max(-3 * spread, min(3 * spread, rng.gauss(0, spread)))) for x, y in corners]
-        return self.view.warp(image, moved), cell_labels(self.view, moved, corners, puzzle,
-                                                         self.image_settings.factor)
+        return (self.view.warp(image, moved), cell_labels(self.view, moved, corners, puzzle, self.image_settings.factor),
+                moved)
 
     def _picture(self, rng: random.Random, easy: bool = False) -> "_Picture":
         """A rendered puzzle or a retaken training photo, preprocessed, with what can be asked about it."""
@@ -196,25 +201,31 @@ class SampleMaker:
                 if puzzle.box is not None and rng.random() < mix.photo_shuffle:
                     picture, givens = shuffled_photo(picture, photo.corners, puzzle.givens, puzzle.box, rng)
                     puzzle = puzzle.with_givens(givens)
-                image, token_labels = self._view(picture, photo.corners, rng, puzzle)
+                image, token_labels, _ = self._view(picture, photo.corners, rng, puzzle)
                 images = self._with_context(image, picture)
-            weights, title = (*mix.photo_questions, 0.0), None
+            weights, title, clues = (*mix.photo_questions, 0.0, 0.0), None, []
+            located = None
         else:
-            images, puzzle, token_labels, title = self._puzzle_image(rng, easy)
+            images, puzzle, token_labels, title, located = self._puzzle_image(rng, easy)
             source = "render"
-            weights = (*mix.questions, mix.title)
+            weights = (*mix.questions, mix.title, mix.clue)
+            clues = _clues(puzzle) if self.crops is not None and mix.clue else []
         possible = {"marks"} if _mapped_layers(puzzle) else set()
         if title:
             possible.add("title")
+        if clues:
+            possible.add(CLUE)
         questions = _questions(rng, weights, self.mix.per_picture, possible)
         processed = [preprocess(im, self.image_settings) for im in images]
         return _Picture(np.concatenate([p for p, _ in processed]), np.concatenate([g for _, g in processed]),
                         [num_image_tokens(g, self.image_settings.merge_size) for _, g in processed], puzzle,
-                        token_labels, source, questions, title)
+                        token_labels, source, questions, title, located, clues)
 
     def _ask(self, picture: "_Picture", rng: random.Random, question: str) -> Sample | None:
         """A sample of ``question`` about ``picture``; None when the answer is too long to train on."""
         puzzle, counts, token_labels = picture.puzzle, picture.counts, picture.token_labels
+        if question == CLUE:
+            return self._clue(picture, rng)
         turns = self._turns(question, puzzle, rng, picture.title)
         ids = prompt_ids(self.tok, turns[0][0], counts)
         labels = [IGNORE] * len(ids)
@@ -234,6 +245,17 @@ class SampleMaker:
             token_labels = np.concatenate([np.full((sum(counts[:-1]), LABEL_COLUMNS), IGNORE, dtype=token_labels.dtype),
                                            token_labels])
         return Sample(picture.pixel_values, picture.grid_thw, ids, labels, picture.source, question, token_labels)
+
+    def _clue(self, picture: "_Picture", rng: random.Random) -> Sample:
+        """A clue crop of ``picture`` (one of its printed numbers, cut where the runtime cuts it: from the picture
+        through the grid's corners as located, a little off) and the number as the answer."""
+        assert self.crops is not None and picture.located is not None
+        clue = rng.choice(picture.clues)
+        image, corners = picture.located
+        pixels, grid = preprocess(self.crops.crop(image, corners, picture.puzzle.size, clue), self.image_settings)
+        ids = prompt_ids(self.tok, question_text(CLUE), [num_image_tokens(grid, self.image_settings.merge_size)])
+        answer = self.tok.encode(clue_answer_text(clue.number)) + [self.tok.specials.im_end]
+        return Sample(pixels, grid, ids + answer, [IGNORE] * len(ids) + answer, picture.source, CLUE, None)
 
     def _turns(self, question: str, puzzle: Puzzle, rng: random.Random, title: str | None = None) -> list[tuple[str, str]]:
         """(question text, answer text) pairs; several only for the single-cell drill."""
@@ -276,6 +298,8 @@ class _Picture:
     source: str
     questions: list[str]  # what its consecutive samples ask, in turn
     title: str | None = None  # the title of the rules text it must show (renders only)
+    located: tuple | None = None  # (the drawn picture, the grid corners its views were warped from): renders only
+    clues: list[Clue] = field(default_factory=list)  # its printed clue numbers (clue crops; renders only)
 
 
 def _questions(rng: random.Random, weights: Sequence[float], count: int, possible: set[str]) -> list[str]:
@@ -297,6 +321,15 @@ def _questions(rng: random.Random, weights: Sequence[float], count: int, possibl
         pick = rng.choices(list(left), list(left.values()))[0]
         out.append(pick)
         del left[pick]
+    return out
+
+
+def _clues(puzzle: Puzzle) -> list[Clue]:
+    """The printed clue numbers of ``puzzle``, where its marks maps put them (runtime/clue_crops.py)."""
+    out = []
+    for layer in ("killer", "outside"):
+        text = map_answer(puzzle, layer) if layer in _mapped_layers(puzzle) else None
+        out += clues_of(text, layer) if text else []
     return out
 
 

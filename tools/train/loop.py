@@ -253,7 +253,8 @@ def load_model(base: Path, ckpt: Path | None, device: str):
     return model.to(device)
 
 
-def with_settings(base: Path, work: Path, context_view: int | None = None, map_layers: bool = False) -> Path:
+def with_settings(base: Path, work: Path, context_view: int | None = None, map_layers: bool = False,
+                  clue_crops: bool = False) -> Path:
     """A copy of the base folder whose preprocessor_config.json says what the training adds: the samples and
     the exported model then agree. Weights are linked, not copied."""
     work.mkdir(parents=True, exist_ok=True)
@@ -271,6 +272,12 @@ def with_settings(base: Path, work: Path, context_view: int | None = None, map_l
 
         pre = json.loads((work / "preprocessor_config.json").read_text())
         pre[CONFIG_KEY] = list(TRAINED_LAYERS)
+        (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+    if clue_crops:  # the clue crops are asked of models that declare them (runtime/clue_crops.py)
+        from ...runtime.clue_crops import CONFIG_KEY as CLUE_KEY, ClueCrops
+
+        pre = json.loads((work / "preprocessor_config.json").read_text())
+        pre.setdefault(CLUE_KEY, ClueCrops().to_dict())
         (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
     return work
 
@@ -348,6 +355,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
               help="Weight of the title drill (the words heading a rules text the picture must show; "
                    "train/data.py TITLE_QUESTION) among rendered samples' questions; 0 draws the samples of runs "
                    "before it.")
+@click.option("--clue", type=click.FloatRange(0), default=Mix.clue, show_default=True,
+              help="Weight of the clue crop (one printed clue number cut out and enlarged: runtime/clue_crops.py) "
+                   "among rendered samples' questions; above 0 the model declares the crops.")
 @click.option("--per-picture", type=click.IntRange(1, 32), default=Mix.per_picture, show_default=True,
               help="Consecutive samples asked about one drawn picture, each its own question (drawing pictures "
                    "on the CPU sets a run's pace); best a divisor of --batch, whose samples one worker makes; 1 "
@@ -364,13 +374,13 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
          easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
-         marks: float, per_picture: int, title: float) -> None:
+         marks: float, per_picture: int, title: float, clue: float) -> None:
     import torch
     from torch.utils.data import DataLoader
 
     same_tokenizer(base, ckpt)
-    if context_view is not None or marks:
-        base = with_settings(base, Path(tempfile.mkdtemp(prefix="vlm_base_")), context_view, marks > 0)
+    if context_view is not None or marks or clue:
+        base = with_settings(base, Path(tempfile.mkdtemp(prefix="vlm_base_")), context_view, marks > 0, clue > 0)
     procs = _Processes()
     device = procs.device
     model = load_model(base, ckpt, device)
@@ -397,6 +407,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["per_picture"] = per_picture
     if title:
         state["config"]["title"] = title
+    if clue:
+        state["config"]["clue"] = clue
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
@@ -414,7 +426,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
-              questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title)
+              questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title, clue=clue)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
