@@ -117,7 +117,7 @@ def with_numbers(text: str, layer: str, numbers: Mapping[tuple[int, int], int]) 
     instead of its own; the rest as it was (rows rebuilt from their codes, chatter before them dropped)."""
     rows = code_rows(text, layer)
     for (r, c), number in numbers.items():
-        m = _NUMBER.match(rows[r][c])
+        m = _NUMBER.match(rows[r][c]) if 0 <= r < len(rows) and 0 <= c < len(rows[r]) else None
         if m is None:
             raise ValueError(f"the {layer} map has no number at row {r + 1}, place {c + 1}")
         rows[r][c] = f"{m.group(1)}{number}"

@@ -1,0 +1,199 @@
+"""Clue crops (runtime/clue_crops.py): where a printed clue number is cut from the picture, how the marks map's
+numbers are found and replaced, the training's clue drill, and the pipeline's questions."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vlm_sudoku.runtime.clue_crops import CONFIG_KEY, Clue, ClueCrops, clue_answer, clues_of, with_numbers
+from vlm_sudoku.runtime.cli import default_model_dir
+from vlm_sudoku.runtime.engine import Generation
+from vlm_sudoku.runtime.grid_view import Viewed
+from vlm_sudoku.runtime.marks_map import map_text, read_map
+from vlm_sudoku.runtime.model_config import ModelFolderError
+from vlm_sudoku.solver.constraints.sums import Killer, LittleKiller, Sandwich
+from vlm_sudoku.solver.puzzle import Puzzle
+from vlm_sudoku.tools.render.puzzles import sample_puzzle
+
+CELL = 60
+
+
+def _colour(r: int, c: int) -> tuple[int, int, int]:
+    return (20 + 20 * (r + 1), 20 + 20 * (c + 1), 200)
+
+
+def _painted_grid(n: int = 9) -> Image.Image:
+    """A picture whose every cell of an n x n grid, and of the ring of places around it, is one flat colour of
+    its own; the grid's top-left corner at (CELL * 2, CELL * 2)."""
+    side = (n + 4) * CELL
+    pixels = np.zeros((side, side, 3), dtype=np.uint8)
+    for r in range(-1, n + 1):
+        for c in range(-1, n + 1):
+            y, x = (r + 2) * CELL, (c + 2) * CELL
+            pixels[y:y + CELL, x:x + CELL] = _colour(r, c)
+    return Image.fromarray(pixels)
+
+
+def _corners(n: int = 9) -> list[tuple[float, float]]:
+    lo, hi = 2.0 * CELL, (n + 2.0) * CELL
+    return [(lo, lo), (hi, lo), (hi, hi), (lo, hi)]
+
+
+def _pixel_at(image: Image.Image, x: float, y: float) -> tuple[int, ...]:
+    return image.getpixel((int(x * image.width), int(y * image.height)))
+
+
+def test_a_cage_sum_is_cut_from_its_cells_top_left_corner_and_an_outside_clue_from_its_ring_place() -> None:
+    crops = ClueCrops(size=84)
+    picture = _painted_grid()
+    cage = crops.crop(picture, _corners(), 9, Clue("killer", 3, 5, 17))
+    assert cage.size == (84, 84)
+    assert _pixel_at(cage, 0.4, 0.4) == _colour(3, 5)  # the cell's top-left part fills most of the crop ...
+    assert _pixel_at(cage, 0.05, 0.05) == _colour(2, 4)  # ... with a sliver of the cells before it
+    assert _pixel_at(cage, 0.95, 0.95) == _colour(3, 5)
+    above = crops.crop(picture, _corners(), 9, Clue("outside", 0, 4, 12))  # the map's row 0 is the ring above
+    assert _pixel_at(above, 0.5, 0.5) == _colour(-1, 3)
+    right = crops.crop(picture, _corners(), 9, Clue("outside", 6, 10, 3))  # place 10 is the ring's right side
+    assert _pixel_at(right, 0.5, 0.5) == _colour(5, 9)
+
+
+def test_the_crop_follows_the_grid_through_a_turned_picture() -> None:
+    """The picture turned a quarter round (the grid's top-left corner now at the bottom-left): the crop is
+    the same place of the grid, turned upright."""
+    crops = ClueCrops(size=84)
+    picture = _painted_grid()
+    side = picture.width
+    turned = picture.transpose(Image.Transpose.ROTATE_90)  # counter-clockwise: (x, y) -> (y, side - x)
+    corners = [(y, side - x) for x, y in _corners()]
+    for clue in (Clue("killer", 7, 1, 9), Clue("outside", 10, 5, 20)):
+        upright, seen = crops.crop(picture, _corners(), 9, clue), crops.crop(turned, corners, 9, clue)
+        assert _pixel_at(seen, 0.5, 0.5) == _pixel_at(upright, 0.5, 0.5)
+        assert _pixel_at(seen, 0.9, 0.9) == _pixel_at(upright, 0.9, 0.9)
+
+
+def _killer_and_outside_puzzle() -> Puzzle:
+    for seed in range(50):
+        puzzle = sample_puzzle(random.Random(seed), kinds=("killer", "sandwich", "little_killer"), sizes=(9,))[0]
+        rules = {c.rule for c in puzzle.constraints}
+        if {"killer", "sandwich"} <= rules and map_text(puzzle, "killer") and map_text(puzzle, "outside"):
+            return puzzle
+    raise AssertionError("no generated puzzle with cages and sandwich clues")
+
+
+def test_the_clues_of_a_map_are_its_printed_numbers_and_read_back_replaced() -> None:
+    puzzle = _killer_and_outside_puzzle()
+    cages = [c for c in puzzle.constraints if isinstance(c, Killer) and c.total is not None]
+    killer = map_text(puzzle, "killer")
+    found = clues_of(killer, "killer")
+    assert sorted((c.row, c.col, c.number) for c in found) == sorted((*min(k.cage), k.total) for k in cages)
+    outside = map_text(puzzle, "outside")
+    ring = [c for c in puzzle.constraints if isinstance(c, (Sandwich, LittleKiller))]
+    single = {con.clue for con in ring if sum(other.clue == con.clue for other in ring) == 1}
+    assert sorted(c.cell for c in clues_of(outside, "outside")) == sorted(single)
+
+    first = found[0]
+    changed = with_numbers(killer, "killer", {(first.row, first.col): first.number + 1})
+    totals = {min(k.cage): k.total for k in read_map(changed, "killer", 9)}
+    assert totals[(first.row, first.col)] == first.number + 1
+    assert sum(a != b for a, b in zip(killer, changed)) >= 1 and len(clues_of(changed, "killer")) == len(found)
+    with pytest.raises(ValueError, match="no number"):
+        with_numbers(killer, "killer", {(first.row, first.col + 20): 3})
+    assert clues_of("DR12+UL7", "outside") == [] and clues_of("1.2\n...", "regions") == []
+
+
+@pytest.mark.parametrize("text, number", [("17", 17), (" 8\n", 8), ("0", 0), ("S17", None), ("1 7", None), ("", None)])
+def test_a_clue_answer_is_a_number_or_nothing(text: str, number: int | None) -> None:
+    assert clue_answer(text) == number
+
+
+def test_a_model_declares_its_crops_in_its_preprocessor_config() -> None:
+    assert ClueCrops.from_preprocessor_config({}) is None
+    assert ClueCrops.from_preprocessor_config({CONFIG_KEY: {"size": 112}}) == ClueCrops(112)
+    for bad in ({"size": "big"}, {"size": 8}, [84]):
+        with pytest.raises(ModelFolderError, match=CONFIG_KEY):
+            ClueCrops.from_preprocessor_config({CONFIG_KEY: bad})
+
+
+def _declaring_crops(tmp_path: Path) -> Path:
+    """A copy of the default model's export that declares clue crops (whether or not it was trained on them)."""
+    folder = tmp_path / "model"
+    shutil.copytree(default_model_dir(), folder)
+    for pre in (folder / "preprocessor_config.json", folder / "hf" / "preprocessor_config.json"):
+        raw = json.loads(pre.read_text())
+        raw[CONFIG_KEY] = ClueCrops().to_dict()
+        pre.write_text(json.dumps(raw, indent=2) + "\n")
+    return folder
+
+
+def test_the_training_drill_asks_one_printed_number_of_a_crop_cut_as_the_runtime_cuts_it(tmp_path: Path) -> None:
+    from vlm_sudoku.tools.train.data import CLUE, Mix, SampleMaker, _clues
+
+    folder = _declaring_crops(tmp_path) / "hf"
+    maker = SampleMaker(folder, seed=5, mix=Mix(photo_rate=0.0, kinds="killer,sandwich,little_killer", sizes=(9,),
+                                                 per_picture=4, clue=5.0), photos_dir=None)
+    asked = []
+    for index in range(24):
+        sample = maker(index)
+        if sample.question != CLUE:
+            continue
+        picture = maker._cached_picture(index // 4, 0)
+        answer = maker.tok.decode([t for t in sample.labels if t >= 0 and t != maker.tok.specials.im_end])
+        assert int(answer) in {clue.number for clue in _clues(picture.puzzle)}
+        assert sample.grid_thw.tolist() == [[1, 6, 6]] and sample.token_labels is None  # 84 px: 9 image tokens
+        assert sample.input_ids.count(maker.tok.specials.image_pad) == 9
+        asked.append(answer)
+    assert len(asked) >= 4
+    plain = SampleMaker(folder, seed=5, mix=Mix(photo_rate=0.0, kinds="killer", sizes=(9,)), photos_dir=None)
+    assert all(plain(i).question != CLUE for i in range(12))  # (no weight, no drill)
+
+
+def test_a_reading_takes_the_numbers_its_clue_crops_read_over_the_maps() -> None:
+    from vlm_sudoku.runtime.pipeline import Reading
+
+    def said(text: str) -> Generation:
+        return Generation(tokens=[], text=text, prompt_tokens=0, prefill_s=0.0, decode_s=0.0, stopped=True)
+
+    killer = "H11K\nK.V7\n..K.\n...."
+    reading = Reading(encoded=[], prefix_tokens=0, prefix_s=0.0, answers={"map:killer": said(killer)},
+                      clues={"killer": {(0, 0): "13", (1, 2): "seven"}})
+    assert reading.maps() == {"killer": "H13K\nK.V7\n..K.\n...."}  # an answer that is no number keeps the map's
+    assert reading.texts()["clue:killer:0,0"] == "13"
+
+
+def test_the_pipeline_asks_a_crop_of_every_printed_number_of_a_map_that_reads(tmp_path: Path) -> None:
+    from vlm_sudoku.runtime.pipeline import Pipeline, Reading
+
+    puzzle = _killer_and_outside_puzzle()
+    pipeline = Pipeline.load(_declaring_crops(tmp_path), provider="cpu", views=1)
+    assert pipeline.clue_crops == ClueCrops()
+    picture = _painted_grid()
+    maps = {"killer": map_text(puzzle, "killer"), "outside": map_text(puzzle, "outside")}
+    broken = "H11K\nK.V7"  # a map that does not read is not asked about
+    answers = {f"map:{layer}": Generation([], text, 0, 0.0, 0.0, True) for layer, text in maps.items()}
+    answers["map:thermo"] = Generation([], broken, 0, 0.0, 0.0, True)
+    reading = Reading([], answers, 0, 0.0, Viewed(picture, tuple(_corners()), 0.0))  # type: ignore[arg-type]
+    pipeline.read_clues(picture, reading)
+    for layer, text in maps.items():
+        assert set(reading.clues[layer]) == {(c.row, c.col) for c in clues_of(text, layer)}
+    assert reading.clues_s > 0
+    no_grid = Reading([], answers, 0, 0.0, Viewed(picture, None, 0.0))
+    pipeline.read_clues(picture, no_grid)
+    assert no_grid.clues == {}
+
+
+def test_onnx_and_pytorch_read_a_clue_crop_alike(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from vlm_sudoku.export.torch_backend import TorchPipeline
+    from vlm_sudoku.runtime.pipeline import Pipeline
+
+    folder = _declaring_crops(tmp_path)
+    crop = ClueCrops().crop(_painted_grid(), _corners(), 9, Clue("killer", 2, 2, 5))
+    onnx = Pipeline.load(folder, provider="cpu", views=1).clue_text(crop)
+    assert onnx == TorchPipeline(folder / "hf", device="cpu").clue_text(crop)
