@@ -197,3 +197,23 @@ def test_onnx_and_pytorch_read_a_clue_crop_alike(tmp_path: Path) -> None:
     crop = ClueCrops().crop(_painted_grid(), _corners(), 9, Clue("killer", 2, 2, 5))
     onnx = Pipeline.load(folder, provider="cpu", views=1).clue_text(crop)
     assert onnx == TorchPipeline(folder / "hf", device="cpu").clue_text(crop)
+
+
+def test_eval_reader_scores_each_crop_and_the_map_it_corrects() -> None:
+    from vlm_sudoku.runtime.pipeline import Reading
+    from vlm_sudoku.tools.eval_reader import Score, score_clues
+    from vlm_sudoku.tools.render import rules_answer
+
+    puzzle = _killer_and_outside_puzzle()
+    killer = map_text(puzzle, "killer")
+    found = clues_of(killer, "killer")
+    wrong = with_numbers(killer, "killer", {(c.row, c.col): c.number + 1 for c in found[:2]})  # the map misreads two
+    answers = {"rules": rules_answer(puzzle), "map:killer": wrong, "map:outside": map_text(puzzle, "outside")}
+    crops = {(c.row, c.col): str(c.number) for c in found}  # the crops read every number right ...
+    crops[(found[-1].row, found[-1].col)] = "x"  # ... but one, which is no number (the map's stands)
+    reading = Reading([], {q: Generation([], t, 0, 0.0, 0.0, True) for q, t in answers.items()}, 0, 0.0,
+                      clues={"killer": crops})
+    score = Score()
+    score_clues(reading, puzzle, score)
+    assert (score.clues, score.clues_right, score.clues_map_right) == (len(found), len(found) - 1, len(found) - 2)
+    assert (score.clue_readings, score.clue_readings_exact, score.clue_readings_exact_without) == (1, 1, 0)

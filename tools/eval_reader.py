@@ -44,8 +44,9 @@ import click
 from PIL import Image
 
 from ..runtime.answers import parse_digits_answer, parse_rules_answer
+from ..runtime.clue_crops import clue_answer, clues_of
 from ..runtime.grid_view import ZOOMS
-from ..runtime.marks_map import map_is_right, maps_in, rules_with_maps
+from ..runtime.marks_map import map_is_right, map_text, maps_in, rules_with_maps
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -97,6 +98,15 @@ class Score:
     rules_left_out_right: int = 0  # ... of a type the true puzzle does not have
     check_seconds: float = 0.0
     misread: list = field(default_factory=list)  # per image with a wrong or unreadable digit: name, what went wrong
+    # models that declare clue crops (runtime/clue_crops.py): the printed numbers asked where the truth prints one,
+    # those the crop read right, and those the voted map itself had right ...
+    clues: int = 0
+    clues_right: int = 0
+    clues_map_right: int = 0
+    # ... and the readings that asked any: their rules exact with the crops' numbers, and with the maps' own
+    clue_readings: int = 0
+    clue_readings_exact: int = 0
+    clue_readings_exact_without: int = 0
 
     def row(self, name: str) -> dict:
         images = max(1, self.images)
@@ -130,6 +140,9 @@ class Score:
             "top_confusions": [f"{t}->{r} x{k}" for (t, r), k in self.confusion.most_common(8)],
             "seconds_per_image": self.seconds / images,
             "check_seconds_per_image": checked and self.check_seconds / images,
+            "clues": {"asked": self.clues, "crop_right": self.clues_right, "map_right": self.clues_map_right,
+                      "readings": self.clue_readings, "rules_exact": self.clue_readings_exact,
+                      "rules_exact_without_crops": self.clue_readings_exact_without} if self.clue_readings else None,
             "misread": self.misread,
         }
 
@@ -218,6 +231,30 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         if rules_drawn(truth):
             score.rules_drawn += 1
             score.rules_drawn_exact += same
+
+
+def score_clues(reading: Any, truth: Puzzle, score: Score) -> None:
+    """Tally a reading's clue crops (runtime/clue_crops.py) against the truth: per printed number, whether the
+    crop's answer and the voted map's own number are right; per reading, its rules with and without the crops."""
+    for layer, read in reading.clues.items():
+        text = map_text(truth, layer)
+        true = {(c.row, c.col): c.number for c in clues_of(text, layer)} if text else {}
+        own = {(c.row, c.col): c.number for c in clues_of(reading.voted_maps().get(layer, ""), layer)}
+        for place, answer in read.items():
+            if place in true:
+                score.clues += 1
+                score.clues_right += clue_answer(answer) == true[place]
+                score.clues_map_right += own.get(place) == true[place]
+    texts = reading.texts()
+    exact = []
+    for maps in (reading.maps(), reading.voted_maps()):
+        try:
+            exact.append(same_rules(rules_with_maps(texts["rules"], maps, []), truth))
+        except VlmSudokuError:
+            exact.append(False)
+    score.clue_readings += 1
+    score.clue_readings_exact += exact[0]
+    score.clue_readings_exact_without += exact[1]
 
 
 def _rules_scores(read: Puzzle | None, truth: Puzzle) -> tuple[bool, bool]:
@@ -378,6 +415,8 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
                     score.seconds += time.perf_counter() - t
                     t = time.perf_counter()
                     read, checked, left_out = settled_givens(reader, reading, item.puzzle.size)
+                    if reading.clues:
+                        score_clues(reading, item.puzzle, score)
                     score.check_seconds += time.perf_counter() - t
                     if left_out is not None:
                         score.rules_left_out += 1
@@ -430,6 +469,12 @@ def table(rows: list[dict]) -> str:
                       "| layer | maps | exactly right |",
                       "|---|---:|---:|"]
             lines += [f"| {k} | {v['maps']} | {100 * v['exact']:.0f}% |" for k, v in r["maps_by_layer"].items()]
+    for r in rows:
+        if r.get("clues"):
+            c = r["clues"]
+            lines += ["", f"{r['set']}: clue crops: {c['crop_right']} of {c['asked']} printed numbers read right "
+                          f"(the maps' own: {c['map_right']}); rules exact {c['rules_exact']} of {c['readings']} "
+                          f"readings with a crop ({c['rules_exact_without_crops']} without the crops)"]
     for r in rows:
         if r["set"] == "rendered-by-kind" and r["rules_by_kind"]:
             lines += ["", f"{r['set']}: rules per kind", "", "| kinds | images | rule types right | rules exact |",
