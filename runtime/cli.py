@@ -184,6 +184,8 @@ class _Stages:
         elif name == "views":
             maps = f" and the {', '.join(info['maps'])} map{'s' if len(info['maps']) > 1 else ''}" if info["maps"] else ""
             self.line(f"digits{maps} from {info['views'] - 1} more grid views in {1000 * info['more_views']:.0f} ms")
+        elif name == "clues":
+            self.line(f"clue crops: {info['clues']} printed numbers read again in {1000 * info['seconds']:.0f} ms")
         elif name == "solve":
             views = f" (digits of {info['views']} views combined)" if info["views"] > 1 else ""
             self.line(f"solve: {info['status']} in {1000 * info['solve']:.1f} ms{views}")
@@ -305,6 +307,8 @@ def _print_outcome(out) -> None:
                          f"({t[f'{q}_tokens_per_s']:.0f} tokens/s)")
     if "more_views" in t:
         parts.append(f"more views {1000 * t['more_views']:.0f} ms")
+    if "clues" in t:
+        parts.append(f"clue crops {1000 * t['clues']:.0f} ms")
     if "solve" in t:
         parts.append(f"parse+solve {1000 * (t.get('parse', 0) + t['solve']):.1f} ms")
     if "reading_check" in t:
