@@ -57,7 +57,7 @@ class Clue:
 class ClueCrops:
     """Crops of ``size`` x ``size`` pixels."""
 
-    size: int = 84
+    size: int = 168  # 6 x 6 image tokens: a clue's digit under one or two of them
 
     @classmethod
     def from_preprocessor_config(cls, raw: Mapping[str, Any]) -> "ClueCrops | None":
@@ -75,17 +75,24 @@ class ClueCrops:
     def to_dict(self) -> dict[str, int]:
         return {"size": self.size}
 
-    def crop(self, picture: Image.Image, corners: Sequence[Point], n: int, clue: Clue) -> Image.Image:
-        """The clue's place in ``picture``, whose n x n grid has ``corners`` (top-left, top-right, bottom-right,
-        bottom-left), warped to a square."""
+    @property
+    def square(self) -> Quad:
+        s = float(self.size)
+        return (0.0, 0.0), (s, 0.0), (s, s), (0.0, s)
+
+    def source(self, corners: Sequence[Point], n: int, clue: Clue) -> Quad:
+        """Where the crop's corners lie in the picture whose n x n grid has ``corners`` (top-left, top-right,
+        bottom-right, bottom-left)."""
         lo, hi = _BOXES[clue.layer]
         r, c = clue.cell
         box = [((c + x) / n, (r + y) / n) for x, y in ((lo, lo), (hi, lo), (hi, hi), (lo, hi))]
         grid = perspective_coefficients(UNIT_SQUARE, corners)  # the grid's unit square -> the picture
         xs, ys = apply_perspective(grid, *map(_array, zip(*box)))
-        source: Quad = tuple((float(x), float(y)) for x, y in zip(xs, ys))  # type: ignore[assignment]
-        s = float(self.size)
-        coeffs = perspective_coefficients(((0.0, 0.0), (s, 0.0), (s, s), (0.0, s)), source)
+        return tuple((float(x), float(y)) for x, y in zip(xs, ys))  # type: ignore[return-value]
+
+    def crop(self, picture: Image.Image, corners: Sequence[Point], n: int, clue: Clue) -> Image.Image:
+        """The clue's place in ``picture``, whose n x n grid has ``corners``, warped to a square."""
+        coeffs = perspective_coefficients(self.square, self.source(corners, n, clue))
         rgb = picture.convert("RGB")
         fill = tuple(int(v) for v in rgb.resize((1, 1), Image.BILINEAR).getpixel((0, 0)))
         return rgb.transform((self.size, self.size), Image.PERSPECTIVE, coeffs, resample=Image.BICUBIC, fillcolor=fill)

@@ -54,7 +54,7 @@ def test_a_cage_sum_is_cut_from_its_cells_top_left_corner_and_an_outside_clue_fr
     crops = ClueCrops(size=84)
     picture = _painted_grid()
     cage = crops.crop(picture, _corners(), 9, Clue("killer", 3, 5, 17))
-    assert cage.size == (84, 84)
+    assert cage.size == (84, 84) and ClueCrops().crop(picture, _corners(), 9, Clue("killer", 3, 5, 17)).size == (168, 168)
     assert _pixel_at(cage, 0.4, 0.4) == _colour(3, 5)  # the cell's top-left part fills most of the crop ...
     assert _pixel_at(cage, 0.05, 0.05) == _colour(2, 4)  # ... with a sliver of the cells before it
     assert _pixel_at(cage, 0.95, 0.95) == _colour(3, 5)
@@ -146,8 +146,8 @@ def test_the_training_drill_asks_one_printed_number_of_a_crop_cut_as_the_runtime
         picture = maker._cached_picture(index // 4, 0)
         answer = maker.tok.decode([t for t in sample.labels if t >= 0 and t != maker.tok.specials.im_end])
         assert int(answer) in {clue.number for clue in _clues(picture.puzzle)}
-        assert sample.grid_thw.tolist() == [[1, 6, 6]] and sample.token_labels is None  # 84 px: 9 image tokens
-        assert sample.input_ids.count(maker.tok.specials.image_pad) == 9
+        assert sample.grid_thw.tolist() == [[1, 12, 12]]  # 168 px: 36 image tokens, each labelled (glyph_labels)
+        assert sample.input_ids.count(maker.tok.specials.image_pad) == 36 and sample.token_labels.shape[0] == 36
         asked.append(answer)
     assert len(asked) >= 4
     plain = SampleMaker(folder, seed=5, mix=Mix(photo_rate=0.0, kinds="killer", sizes=(9,)), photos_dir=None)
@@ -217,3 +217,45 @@ def test_eval_reader_scores_each_crop_and_the_map_it_corrects() -> None:
     score_clues(reading, puzzle, score)
     assert (score.clues, score.clues_right, score.clues_map_right) == (len(found), len(found) - 1, len(found) - 2)
     assert (score.clue_readings, score.clue_readings_exact, score.clue_readings_exact_without) == (1, 1, 0)
+
+
+def test_the_renderer_says_where_each_digit_of_a_clue_number_is_drawn() -> None:
+    """draw_puzzle records each character of a cage sum, sandwich or little-killer total with its ink box in the
+    grid's unit square: the characters make the number, and the box lies in the cell (or ring place) of the clue."""
+    from vlm_sudoku.tools.render import render
+
+    puzzle = _killer_and_outside_puzzle()
+    drawn = render(puzzle, random.Random(4), style="app")
+    glyphs = drawn.details["clue_glyphs"]
+    by_cell: dict = {}
+    for cell, ch, (x0, y0, x1, y1) in glyphs:
+        by_cell[tuple(cell)] = by_cell.get(tuple(cell), "") + ch
+        r, c = cell
+        assert c / 9 - 0.01 <= x0 < x1 <= (c + 1) / 9 + 0.01 and r / 9 - 0.01 <= y0 < y1 <= (r + 1) / 9 + 0.01
+    numbers = {min(k.cage): str(k.total) for k in puzzle.constraints if isinstance(k, Killer) and k.total is not None}
+    numbers.update({con.clue: str(con.total) for con in puzzle.constraints if isinstance(con, Sandwich)})
+    assert by_cell == numbers
+
+
+def test_a_clue_crops_tokens_are_labelled_with_the_digit_drawn_under_them(tmp_path: Path) -> None:
+    """The read-out labels of a clue sample (tools/train/data.py glyph_labels): the digits under its tokens are
+    the number's, read left to right, and every other token says no digit; the other label columns are unused."""
+    from vlm_sudoku.tools.train.data import CLUE, IGNORE, Mix, SampleMaker
+
+    maker = SampleMaker(_declaring_crops(tmp_path) / "hf", seed=5,
+                        mix=Mix(photo_rate=0.0, kinds="sandwich", sizes=(9,), per_picture=4, clue=5.0), photos_dir=None)
+    checked = 0
+    for index in range(40):
+        sample = maker(index)
+        if sample.question != CLUE:
+            continue
+        answer = maker.tok.decode([t for t in sample.labels if t >= 0 and t != maker.tok.specials.im_end])
+        side = ClueCrops().size // 28
+        assert sample.token_labels.shape[0] == side * side and (sample.token_labels[:, :-1] == IGNORE).all()
+        grid = sample.token_labels[:, -1].reshape(side, side)
+        assert {int(v) - 1 for v in grid.ravel() if v > 0} == {int(ch) for ch in answer}, (grid, answer)
+        if len(set(answer)) == 2:  # two different digits: the first one's tokens lie left of the second's
+            first, second = (np.argwhere(grid == 1 + int(ch))[:, 1] for ch in answer)
+            assert first.min() < second.min()
+        checked += 1
+    assert checked >= 3

@@ -147,7 +147,7 @@ def test_cell_labels_name_the_cell_under_each_token() -> None:
             i, j = int((40 + (r + 0.5) * cell) // 28), int((40 + (c + 0.5) * cell) // 28)
             region = item.puzzle.regions[r][c] - min(min(row) for row in item.puzzle.regions)
             assert tuple(grid[i, j, :4]) == (item.puzzle.givens[r][c], r, c, region)
-            assert tuple(grid[i, j, 4:]) == tuple(marking_bits(item.puzzle)[r, c])
+            assert tuple(grid[i, j, 4:-1]) == tuple(marking_bits(item.puzzle)[r, c]) and grid[i, j, -1] == IGNORE
 
 
 def test_marking_bits_follow_the_rules_cells() -> None:
@@ -189,14 +189,22 @@ def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> Non
     labels = torch.full((5, LABEL_COLUMNS), IGNORE)
     model.visual(features)
     assert head.loss(labels) is None  # nothing labelled
-    labels[:, 4:] = torch.tensor([[1, 0, 0, 0, 0, 0, 0, 0, 1]] * 5)  # markings only (e.g. cells of a blank view)
+    labels[:, 4:13] = torch.tensor([[1, 0, 0, 0, 0, 0, 0, 0, 1]] * 5)  # markings only (e.g. cells of a blank view)
     model.visual(features)
     marks_only = head.loss(labels)
     assert marks_only is not None and marks_only.requires_grad
+    glyphs = torch.full((5, LABEL_COLUMNS), IGNORE)
+    glyphs[:, -1] = torch.tensor([0, 0, 3, 8, 0])  # a clue crop's tokens: no digit, or 1 + the digit under it
+    model.visual(features)
+    glyph_loss = head.loss(glyphs)
+    glyph_loss.backward()
+    grad = head.linear.weight.grad.abs().sum(1)
+    assert glyph_loss is not None and (grad[-11:] > 0).all() and (grad[:-11] == 0).all()  # its own rows only
+    head.linear.weight.grad = None
     old = torch.nn.Linear(8, 17 + 16 + 16)
     torch.save(old.state_dict(), tmp_path / "aux_head.pt")
     assert not head.load(tmp_path / "aux_head.pt")
-    assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9
+    assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9 + 11
     torch.save(head.linear.state_dict(), tmp_path / "wide.pt")
     assert AuxHead(Model(), "cpu").load(tmp_path / "wide.pt")
 

@@ -138,8 +138,22 @@ def check_drawable(puzzle: Puzzle) -> None:
 
 
 class _Grid:
-    def __init__(self, x0: float, y0: float, n: int, s: float) -> None:
+    def __init__(self, x0: float, y0: float, n: int, s: float, glyphs: list | None = None) -> None:
         self.x0, self.y0, self.n, self.s = x0, y0, n, s
+        self.glyphs = glyphs  # where the digits of clue numbers are drawn (clue_glyphs), when asked
+
+    def note_glyphs(self, cell: Cell, text: str, x: float, y: float, font) -> None:
+        """Record each character of ``text`` drawn with its origin at (x, y): its ink box in the grid's unit
+        square (the grid's side is 1; clues outside it fall below 0 or past 1), with the cell it belongs to."""
+        if self.glyphs is None:
+            return
+        side = self.n * self.s
+        for k, ch in enumerate(text):
+            left, top, right, bottom = font.getbbox(ch)
+            dx = x + font.getlength(text[:k])
+            box = ((dx + left - self.x0) / side, (y + top - self.y0) / side,
+                   (dx + right - self.x0) / side, (y + bottom - self.y0) / side)
+            self.glyphs.append((cell, ch, box))
 
     def x(self, c: float) -> float:
         return self.x0 + c * self.s
@@ -197,9 +211,11 @@ def _ink_offset(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, text: str) -
     return -(left + right) / 2, -(top + bottom) / 2
 
 
-def text_centred(d: ImageDraw.ImageDraw, cx: float, cy: float, text: str, font, fill: RGB) -> None:
+def text_centred(d: ImageDraw.ImageDraw, cx: float, cy: float, text: str, font, fill: RGB) -> tuple[float, float]:
+    """Draw ``text`` with its ink box centred on (cx, cy); the origin it was drawn at."""
     ox, oy = _ink_offset(font, text)
     d.text((cx + ox, cy + oy), text, font=font, fill=fill)
+    return cx + ox, cy + oy
 
 
 def digit_font_size(font: Font, cell: float, scale: float) -> int:
@@ -218,11 +234,14 @@ def _digit_ratio(font: Font) -> float:
 # -- the puzzle ------------------------------------------------------------------
 
 
-def draw_puzzle(img: Image.Image, x0: float, y0: float, puzzle: Puzzle, look: Look, rng: random.Random) -> None:
-    """Draw ``puzzle`` with its top-left grid corner at (x0, y0); clues outside take the ring of cells around it."""
+def draw_puzzle(img: Image.Image, x0: float, y0: float, puzzle: Puzzle, look: Look, rng: random.Random,
+                glyphs: list | None = None) -> None:
+    """Draw ``puzzle`` with its top-left grid corner at (x0, y0); clues outside take the ring of cells around it.
+    ``glyphs``: a list to append each clue number's characters to, as (cell, character, ink box in the grid's
+    unit square); the clue crops' read-out labels (tools/train/data.py) come from them."""
     check_drawable(puzzle)
     n, s, ink = puzzle.size, look.cell, look.ink
-    g = _Grid(x0, y0, n, s)
+    g = _Grid(x0, y0, n, s, glyphs)
     d = ImageDraw.Draw(img)
     cons = puzzle.constraints
     d.rectangle((round(x0), round(y0), round(g.x(n)), round(g.y(n))), fill=ink.paper)
@@ -307,7 +326,8 @@ def draw_puzzle(img: Image.Image, x0: float, y0: float, puzzle: Puzzle, look: Lo
     for con in cons:
         if isinstance(con, Sandwich):
             cx, cy = g.centre(con.clue)
-            text_centred(d, cx, cy, str(con.total), look.clue_font.get(0.42 * s), ink.clue)
+            font = look.clue_font.get(0.42 * s)
+            g.note_glyphs(con.clue, str(con.total), *text_centred(d, cx, cy, str(con.total), font, ink.clue), font)
         elif isinstance(con, LittleKiller):
             _little_killer(d, g, con, look)
 
@@ -424,6 +444,7 @@ def _cage(d, g: _Grid, con: Killer, look: Look) -> None:
         pad = max(1, int(0.02 * s))
         d.rectangle((x - pad, y - pad, x + (right - left) + pad, y + (bottom - top) + pad), fill=look.ink.paper)
         d.text((x - left, y - top), text, font=font, fill=look.ink.clue)
+        g.note_glyphs((r, c), text, x - left, y - top, font)
 
 
 def _edge_mid(g: _Grid, a: Cell, b: Cell) -> tuple[float, float]:
@@ -464,7 +485,7 @@ def _little_killer(d, g: _Grid, con: LittleKiller, look: Look) -> None:
     # the number sits in the corner away from the grid, the arrow starts just past it
     tx = cx - dc * min(hw + 0.02 * s, 0.48 * s - hw)
     ty = cy - dr * min(hh + 0.02 * s, 0.48 * s - hh)
-    text_centred(d, tx, ty, text, font, look.ink.clue)
+    g.note_glyphs(con.clue, text, *text_centred(d, tx, ty, text, font, look.ink.clue), font)
     width = max(1, int(round(0.035 * s)))
     p = (cx + dc * 0.1 * s, cy + dr * 0.1 * s)
     q = (cx + dc * 0.42 * s, cy + dr * 0.42 * s)

@@ -243,7 +243,10 @@ def _puzzle_op(plan: Plan, puzzle: Puzzle, spec: LookSpec, origin: Point, rng: r
 
     def paint(c: Canvas) -> None:
         x, y = c.px(*origin)
-        draw_puzzle(c.img, x, y, puzzle, spec.at(c.scale), random.Random(seed))
+        glyphs: list = []
+        draw_puzzle(c.img, x, y, puzzle, spec.at(c.scale), random.Random(seed), glyphs)
+        if glyphs:  # (the same at every scale: they are in the grid's unit square)
+            plan.details["clue_glyphs"] = glyphs
 
     ox, oy = origin
     plan.add((ox - ring - 0.2, oy - ring - 0.2, ox + n + ring + 0.2, oy + n + ring + 0.2), paint)
@@ -842,7 +845,8 @@ def compose(puzzle: Puzzle, rng: random.Random, style: str, fonts: FontSet) -> S
     kx, ky = final[0] / size[0], final[1] / size[1]
     corners = [(x * kx, y * ky) for x, y in corners]
     details = {"layout": "scan" if scan else "photo", "effects": used, "rules_text": plan.details.get("rules_text", False),
-               "rules_title": plan.details.get("rules_title"), "second_grid": bool(plan.details.get("second_grid")), "bent": cam.bend is not None}
+               "rules_title": plan.details.get("rules_title"), "second_grid": bool(plan.details.get("second_grid")), "bent": cam.bend is not None,
+               "clue_glyphs": plan.details.get("clue_glyphs")}
     return Scene(img, corners, spec.digit_font.name, details, jpeg_quality(rng, dmg))
 
 
@@ -878,7 +882,7 @@ def _compose_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> Scene:
     corners_shot = [(gx * sx, gy * sy), ((gx + n * scale) * sx, gy * sy), ((gx + n * scale) * sx, (gy + n * scale) * sy),
                     (gx * sx, (gy + n * scale) * sy)]
     details: dict[str, Any] = {"layout": "screenshot", "theme": plan.details["theme"], "rules_text": plan.details.get("rules_text", False),
-                               "rules_title": plan.details.get("rules_title")}
+                               "rules_title": plan.details.get("rules_title"), "clue_glyphs": plan.details.get("clue_glyphs")}
     if rng.random() < 0.25:  # a photo of the screen
         bezel = int(max(pw, ph) * rng.uniform(0.03, 0.08))
         table = rng.choice(((92, 64, 42), (120, 120, 118), (200, 200, 195)))

@@ -49,7 +49,11 @@ IGNORE = -100
 MARKINGS = ("killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even", "diagonal")
 _MARKING_OF = {"diagonal+": "diagonal", "diagonal-": "diagonal", "odd": "odd_even", "even": "odd_even"}
 LABEL_CLASSES = (17, 16, 16, 16)  # symbol value 0 (blank) to 16; row; column; region
-LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS)
+# A last column for clue crops only (runtime/clue_crops.py): the digit of a clue number under the token (1 + the
+# digit), 0 where no digit is. Why: the clue drill alone did not teach the vision tower to say which digits a crop
+# shows (run 19 answered 10 or 0 whatever it showed), as the answers alone did not teach it a cell's (runs 1-3).
+GLYPH_CLASSES = 11
+LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS) + 1
 MAX_ANSWER_TOKENS = 600  # longer rules answers than this are not drawn (the runtime caps at 512 by default)
 
 CELL_QUESTION = "What is in {ref}? Answer with the digit, or '.' if the cell is empty."
@@ -168,10 +172,11 @@ class SampleMaker:
         style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
         drawn = render(puzzle, rng, style=style)
         title = drawn.details.get("rules_title")
+        glyphs = drawn.details.get("clue_glyphs") or []
         if self.view is None:
-            return [drawn.image], puzzle, None, title, (drawn.image, drawn.corners)
+            return [drawn.image], puzzle, None, title, (drawn.image, drawn.corners, drawn.corners, glyphs)
         image, labels, moved = self._view(drawn.image, drawn.corners, rng, puzzle)
-        return self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved)
+        return self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved, drawn.corners, glyphs)
 
     def _with_context(self, view, picture) -> list:
         """The images of a prompt: the whole picture for models trained with a context view, then the grid view."""
@@ -251,11 +256,17 @@ class SampleMaker:
         through the grid's corners as located, a little off) and the number as the answer."""
         assert self.crops is not None and picture.located is not None
         clue = rng.choice(picture.clues)
-        image, corners = picture.located
-        pixels, grid = preprocess(self.crops.crop(image, corners, picture.puzzle.size, clue), self.image_settings)
-        ids = prompt_ids(self.tok, question_text(CLUE), [num_image_tokens(grid, self.image_settings.merge_size)])
+        image, corners, true_corners, glyphs = picture.located
+        n = picture.puzzle.size
+        pixels, grid = preprocess(self.crops.crop(image, corners, n, clue), self.image_settings)
+        count = num_image_tokens(grid, self.image_settings.merge_size)
+        ids = prompt_ids(self.tok, question_text(CLUE), [count])
         answer = self.tok.encode(clue_answer_text(clue.number)) + [self.tok.specials.im_end]
-        return Sample(pixels, grid, ids + answer, [IGNORE] * len(ids) + answer, picture.source, CLUE, None)
+        labels = None
+        if count * self.image_settings.factor ** 2 == self.crops.size ** 2:  # (the processor kept the crop's size)
+            boxes = [(ch, box) for cell, ch, box in glyphs if tuple(cell) == clue.cell]
+            labels = glyph_labels(self.crops, corners, true_corners, n, clue, boxes, self.image_settings.factor)
+        return Sample(pixels, grid, ids + answer, [IGNORE] * len(ids) + answer, picture.source, CLUE, labels)
 
     def _turns(self, question: str, puzzle: Puzzle, rng: random.Random, title: str | None = None) -> list[tuple[str, str]]:
         """(question text, answer text) pairs; several only for the single-cell drill."""
@@ -298,7 +309,9 @@ class _Picture:
     source: str
     questions: list[str]  # what its consecutive samples ask, in turn
     title: str | None = None  # the title of the rules text it must show (renders only)
-    located: tuple | None = None  # (the drawn picture, the grid corners its views were warped from): renders only
+    # renders only: (the drawn picture, the grid corners its views were warped from, the true ones, the clue
+    # numbers' glyphs as draw_puzzle recorded them)
+    located: tuple | None = None
     clues: list[Clue] = field(default_factory=list)  # its printed clue numbers (clue crops; renders only)
 
 
@@ -358,8 +371,34 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
     regions = np.asarray(puzzle.regions, dtype=np.int64)
     marks = marking_bits(puzzle)
     out = np.concatenate([np.stack([givens[row, col], row, col, regions[row, col] - regions.min()], axis=1),
-                          marks[row, col]], axis=1)
+                          marks[row, col], np.full((len(row), 1), IGNORE)], axis=1)
     out[~inside] = IGNORE
+    return out
+
+
+def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point], n: int, clue: Clue,
+                 glyphs: Sequence[tuple[str, Sequence[float]]], token_px: int) -> np.ndarray:
+    """Per merged token of a clue crop (cut through ``corners``, the grid's true corners being ``true_corners``):
+    1 + the digit of the clue's glyph covering most of the token (a quarter of the token or of the glyph at least),
+    0 for none, in the last label column (GLYPH_CLASSES); IGNORE in the others."""
+    tokens = crops.size // token_px
+    out = np.full((tokens * tokens, LABEL_COLUMNS), IGNORE, dtype=np.int64)
+    out[:, -1] = 0
+    unit_to_picture = perspective_coefficients(UNIT_SQUARE, true_corners)
+    picture_to_crop = perspective_coefficients(crops.source(corners, n, clue), crops.square)
+    best = np.zeros(tokens * tokens)
+    edges = np.arange(tokens + 1) * token_px
+    for ch, (x0, y0, x1, y1) in glyphs:
+        px, py = apply_perspective(unit_to_picture, np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1]))
+        cx, cy = apply_perspective(picture_to_crop, px, py)
+        gx0, gx1, gy0, gy1 = cx.min(), cx.max(), cy.min(), cy.max()
+        wide = np.clip(np.minimum(edges[1:], gx1) - np.maximum(edges[:-1], gx0), 0, None)
+        high = np.clip(np.minimum(edges[1:], gy1) - np.maximum(edges[:-1], gy0), 0, None)
+        overlap = np.outer(high, wide).ravel()  # raster order of the tokens
+        enough = overlap >= 0.25 * min(token_px * token_px, max(1e-6, (gx1 - gx0) * (gy1 - gy0)))
+        take = enough & (overlap > best)
+        out[take, -1] = 1 + int(ch)
+        best[take] = overlap[take]
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from .data import IGNORE, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TRAINED_LAYERS, Mix, SampleMaker, collate
+from .data import GLYPH_CLASSES, IGNORE, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TRAINED_LAYERS, Mix, SampleMaker, collate
 
 
 class _Indexed:
@@ -128,6 +128,7 @@ class AuxHead:
 
     CLASSES = LABEL_CLASSES
     BITS = len(MARKINGS)
+    GLYPHS = GLYPH_CLASSES  # after the bits (so a head saved before them loads row for row): clue crops' digits
     WEIGHT = 0.5
     MAX_POS_WEIGHT = 30.0
 
@@ -135,7 +136,7 @@ class AuxHead:
         import torch
 
         hidden = model.config.vision_config.hidden_size
-        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS).to(device)
+        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS + self.GLYPHS).to(device)
         self.features = None
         visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
         visual.register_forward_hook(self._keep)
@@ -165,9 +166,13 @@ class AuxHead:
         logits = out[:, :sum(self.CLASSES)].split(self.CLASSES, dim=-1)
         parts = [F.cross_entropy(lg, labels[:, i], ignore_index=IGNORE) for i, lg in enumerate(logits)
                  if (labels[:, i] >= 0).any()]
-        bits = labels[:, len(self.CLASSES):]
+        classes = sum(self.CLASSES)
+        bits = labels[:, len(self.CLASSES):len(self.CLASSES) + self.BITS]
         if (bits >= 0).any():
-            parts.append(self.marking_loss(out[:, sum(self.CLASSES):], bits))
+            parts.append(self.marking_loss(out[:, classes:classes + self.BITS], bits))
+        glyphs = labels[:, -1]
+        if (glyphs >= 0).any():  # a part of its own: a batch's few crop tokens would be lost among its grid views'
+            parts.append(F.cross_entropy(out[:, classes + self.BITS:], glyphs, ignore_index=IGNORE))
         return self.WEIGHT * sum(parts) / len(parts)
 
     @staticmethod
@@ -358,6 +363,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 @click.option("--clue", type=click.FloatRange(0), default=Mix.clue, show_default=True,
               help="Weight of the clue crop (one printed clue number cut out and enlarged: runtime/clue_crops.py) "
                    "among rendered samples' questions; above 0 the model declares the crops.")
+@click.option("--kinds", default=Mix.kinds, show_default=True,
+              help="Puzzle kinds drawn for rendered samples (render.puzzles.parse_kinds: 'all', 'classic' or a comma "
+                   "list), e.g. only those with clue numbers for a clue-crop run.")
 @click.option("--per-picture", type=click.IntRange(1, 32), default=Mix.per_picture, show_default=True,
               help="Consecutive samples asked about one drawn picture, each its own question (drawing pictures "
                    "on the CPU sets a run's pace); best a divisor of --batch, whose samples one worker makes; 1 "
@@ -374,7 +382,7 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
          easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
-         marks: float, per_picture: int, title: float, clue: float) -> None:
+         marks: float, per_picture: int, title: float, clue: float, kinds: str) -> None:
     import torch
     from torch.utils.data import DataLoader
 
@@ -409,6 +417,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["title"] = title
     if clue:
         state["config"]["clue"] = clue
+    if kinds != Mix.kinds:
+        state["config"]["kinds"] = kinds
     if total_steps:
         state["total_steps"] = total_steps
     aux = AuxHead(model, device)
@@ -426,7 +436,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
-              questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title, clue=clue)
+              questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title, clue=clue, kinds=kinds)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
