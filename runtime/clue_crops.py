@@ -5,8 +5,15 @@ Why: the default model reads the big digits of the cells well but not the small 
 sums its training saw most (S11, S14, H15...). On the 448-pixel grid view a cell is 41 pixels and a cage sum
 about 10 pixels high, under one 28-pixel vision token (run 18: killer maps right 0 of 6 renders, sandwich and
 little-killer clues 0 of 9). A crop of the place where the marks map says a clue is printed, warped to
-``size`` x ``size`` pixels, shows the number as large as a cell's digit, which the model reads; the number it
-gives then replaces the map's. A crop is a few image tokens, so each clue costs one short prompt.
+``size`` x ``size`` pixels, shows the number larger than a cell's digit; the number the model gives then
+replaces the map's. A crop is a few dozen image tokens, so each clue costs one short prompt (about 20-40 ms on
+the CPU).
+
+Reading the crops has to be learnt: run 19, taught by the answers alone, answered 10 or 0 whatever a crop
+showed, and its vision tokens hardly told the digits apart. Since then the training also labels each token
+of a crop with the digit drawn under it (tools/train/data.py ``glyph_labels``), as the read-out head first
+taught the tokens of the grid view which digit a cell shows; the shipped model does not declare the crops
+until it reads them better than its maps do (docs/training.md).
 
 Like the grid view and the marks map, the crops are part of a model's recipe: a model trained to read them
 says so in ``preprocessor_config.json`` under ``vlm_sudoku_clue_crops``; other models (a real Qwen2-VL
