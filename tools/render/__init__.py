@@ -43,7 +43,7 @@ class Rendered:
     style: str
     font: str  # the font of the givens
     corners: tuple[Point, Point, Point, Point]  # grid corners in the image: top-left, top-right, bottom-right, bottom-left
-    details: dict[str, Any] = field(default_factory=dict)  # layout, theme, effects used, whether rule text is shown
+    details: dict[str, Any] = field(default_factory=dict)  # layout, theme, effects, rule text shown, clue digits drawn
     seed: int | None = None  # set by :func:`sample`
     jpeg_quality: int | None = None  # the JPEG quality chosen as damage (applied already when render(jpeg=True))
 

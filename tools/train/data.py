@@ -263,8 +263,8 @@ class SampleMaker:
         ids = prompt_ids(self.tok, question_text(CLUE), [count])
         answer = self.tok.encode(clue_answer_text(clue.number)) + [self.tok.specials.im_end]
         labels = None
-        if count * self.image_settings.factor ** 2 == self.crops.size ** 2:  # (the processor kept the crop's size)
-            boxes = [(ch, box) for cell, ch, box in glyphs if tuple(cell) == clue.cell]
+        boxes = [(ch, box) for cell, ch, box in glyphs if tuple(cell) == clue.cell]
+        if boxes and count * self.image_settings.factor ** 2 == self.crops.size ** 2:  # (the crop's size was kept)
             labels = glyph_labels(self.crops, corners, true_corners, n, clue, boxes, self.image_settings.factor)
         return Sample(pixels, grid, ids + answer, [IGNORE] * len(ids) + answer, picture.source, CLUE, labels)
 
