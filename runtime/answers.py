@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -252,17 +252,27 @@ def _lines(body: str, base: int) -> Iterator[tuple[str, int]]:
         at += len(piece)
 
 
-def read_answers(rules_text: str, digits_text: str, maps: Mapping[str, str] | None = None,
+def read_answers(rules_text: str, digits_text: str | Sequence[str], maps: Mapping[str, str] | None = None,
                  map_problems: list[str] | None = None) -> Puzzle:
     """The whole puzzle from the two answers; the rules say the size the digits must have. ``maps``: the
     marks-map answers by layer, whose rules replace the rules answer's (runtime/marks_map.py); with
     ``map_problems``, a map that cannot be used leaves its layer to the rules answer, and a rules answer cut
-    short inside a mapped layer is still read (marks_map.rules_with_maps); each says why there."""
+    short inside a mapped layer is still read (marks_map.rules_with_maps); each says why there.
+
+    ``digits_text`` may be the digits answers of several grid views, first view first: the givens are then the
+    first that reads, and the first view's error is raised where none does. Why: one framing's answer can break
+    down (a row cut short) where the other framings read the grid, and a picture whose grid two views read is not
+    unreadable (Pipeline.belief then combines the views that read)."""
     from .marks_map import rules_with_maps  # (marks_map reads rules answers with this module)
 
     rules = rules_with_maps(rules_text, maps or {}, map_problems)
-    givens = parse_digits_answer(digits_text, rules.size)
-    return rules.with_givens(givens)
+    first: ModelOutputError | None = None
+    for text in [digits_text] if isinstance(digits_text, str) else digits_text:
+        try:
+            return rules.with_givens(parse_digits_answer(text, rules.size))
+        except ModelOutputError as exc:
+            first = first or exc
+    raise first or ModelOutputError("no digits answer to read")
 
 
 def digits_text(puzzle: Puzzle) -> str:

@@ -279,17 +279,16 @@ class Pipeline:
 
     def belief(self, reading: Reading, size: int) -> DigitBelief | None:
         """What the digits answers of ``reading`` jointly say each cell holds, in a ``size`` grid: None when they
-        carry no choices (views off and the check off, or a backend that gives none). A further view whose
-        answer is unreadable is left out; the first view's must be readable (settle has parsed it)."""
+        carry no choices (views off and the check off, or a backend that gives none). A view whose answer is
+        unreadable is left out (settle has found one that reads)."""
         beliefs = []
-        for k, gen in enumerate([reading.answers["digits"], *reading.more_digits]):
+        for gen in [reading.answers["digits"], *reading.more_digits]:
             if gen.choices is None:
                 continue
             try:
                 beliefs.append(belief_of(gen.text, gen.tokens, gen.choices, self.engine.tokenizer, size))
             except ModelOutputError:
-                if k == 0:
-                    raise
+                continue
         return combine_beliefs(beliefs) if beliefs else None
 
     def solve_path(self, path: str | Path, on_stage: Callable[[str, dict[str, Any]], None] | None = None) -> Outcome:
@@ -337,8 +336,8 @@ class Pipeline:
         with a reading; raises VlmSudokuError for answers that are not a puzzle."""
         stage = on_stage or (lambda name, info: None)
         t = time.perf_counter()
-        out.puzzle = read_answers(reading.answers["rules"].text, reading.answers["digits"].text, reading.maps(),
-                                  out.map_problems)
+        digits = [gen.text for gen in [reading.answers["digits"], *reading.more_digits]]  # (the first that reads)
+        out.puzzle = read_answers(reading.answers["rules"].text, digits, reading.maps(), out.map_problems)
         # one answer's choices are weighed only if the check runs (a 152k vocabulary's log-softmax is ~1.5 ms a
         # token); several views' are combined first
         belief = self.belief(reading, out.puzzle.size) if reading.more_digits else None

@@ -66,3 +66,32 @@ def test_a_cell_without_choices_counts_as_certain_in_its_view() -> None:
     assert combine_beliefs([sure]) is sure
     with pytest.raises(ValueError):
         combine_beliefs([])
+
+
+def test_where_the_first_views_digits_answer_does_not_read_the_next_view_that_reads_is_taken() -> None:
+    """A digits answer of the first grid view that breaks down (a row of 6 symbols) no longer makes the picture
+    unreadable when another view read the grid; where none reads, the first view's error is the one reported."""
+    import random
+
+    from vlm_sudoku.runtime.cli import default_model_dir
+    from vlm_sudoku.runtime.engine import Generation
+    from vlm_sudoku.runtime.pipeline import Outcome, Pipeline, Reading
+    from vlm_sudoku.solver.errors import ModelOutputError
+    from vlm_sudoku.tools.render import digits_answer, rules_answer
+    from vlm_sudoku.tools.render.puzzles import sample_puzzle
+
+    def said(text: str) -> Generation:
+        return Generation(tokens=[], text=text, prompt_tokens=0, prefill_s=0.0, decode_s=0.0, stopped=True)
+
+    puzzle = sample_puzzle(random.Random(7), kinds=("classic",), sizes=(9,))[0]
+    broken = "..3.5.\n" + "\n".join(digits_answer(puzzle).splitlines()[1:])
+    pipeline = Pipeline.load(default_model_dir(), provider="cpu", views=3)
+    reading = Reading([], {"rules": said(rules_answer(puzzle)), "digits": said(broken)}, 0, 0.0,
+                      more_digits=[said("garbled"), said(digits_answer(puzzle))])
+    out = Outcome("render")
+    pipeline.settle(reading, out)
+    assert out.puzzle is not None and out.puzzle.givens == puzzle.givens
+    nothing = Reading([], {"rules": said(rules_answer(puzzle)), "digits": said(broken)}, 0, 0.0,
+                      more_digits=[said("garbled")])
+    with pytest.raises(ModelOutputError, match="row 1 of the model's digits answer has 6 symbols"):
+        pipeline.settle(nothing, Outcome("render"))
