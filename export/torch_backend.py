@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..runtime.clue_crops import QUESTION as CLUE, load_clue_crops
+from ..runtime.clue_crops import clue_prompt_ids, load_clue_crops
 from ..runtime.engine import EncodedImage, Generation
 from ..runtime.grid_view import load_grid_view
 from ..runtime.marks_map import load_layers
@@ -111,5 +111,5 @@ class TorchPipeline(Pipeline):
 
     def clue_text(self, crop: Image.Image) -> str:
         pixel_values, grid = preprocess(crop, self.image_settings)
-        ids = prompt_ids(self.tokenizer, question_text(CLUE), [num_image_tokens(grid, self.image_settings.merge_size)])
+        ids = clue_prompt_ids(self.tokenizer, num_image_tokens(grid, self.image_settings.merge_size))
         return self.tokenizer.decode(self.generate_ids(ids, pixel_values, grid, 8))

@@ -27,11 +27,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 from PIL import Image
 
 from .grid_view import UNIT_SQUARE, Point, Quad, apply_perspective, perspective_coefficients
 from .marks_map import code_rows
 from .model_config import ModelFolderError
+from .prompts import prompt_ids, question_text
+from .tokenizer import Tokenizer
 
 CONFIG_KEY = "vlm_sudoku_clue_crops"
 QUESTION = "clue"  # the question's name (prompts.question_text)
@@ -94,7 +97,7 @@ class ClueCrops:
         r, c = clue.cell
         box = [((c + x) / n, (r + y) / n) for x, y in ((lo, lo), (hi, lo), (hi, hi), (lo, hi))]
         grid = perspective_coefficients(UNIT_SQUARE, corners)  # the grid's unit square -> the picture
-        xs, ys = apply_perspective(grid, *map(_array, zip(*box)))
+        xs, ys = apply_perspective(grid, *(np.asarray(v, dtype=np.float64) for v in zip(*box)))
         return tuple((float(x), float(y)) for x, y in zip(xs, ys))  # type: ignore[return-value]
 
     def crop(self, picture: Image.Image, corners: Sequence[Point], n: int, clue: Clue) -> Image.Image:
@@ -103,12 +106,6 @@ class ClueCrops:
         rgb = picture.convert("RGB")
         fill = tuple(int(v) for v in rgb.resize((1, 1), Image.BILINEAR).getpixel((0, 0)))
         return rgb.transform((self.size, self.size), Image.PERSPECTIVE, coeffs, resample=Image.BICUBIC, fillcolor=fill)
-
-
-def _array(values):
-    import numpy as np
-
-    return np.asarray(values, dtype=np.float64)
 
 
 def clues_of(text: str, layer: str) -> list[Clue]:
@@ -142,6 +139,12 @@ def clue_answer(text: str) -> int | None:
     """The number a clue answer gives, or None where it is not one (the map's own number is then kept)."""
     m = _ANSWER.match(text)
     return int(m.group(1)) if m else None
+
+
+def clue_prompt_ids(tokenizer: Tokenizer, image_tokens: int) -> list[int]:
+    """The whole prompt of the clue question about one crop of ``image_tokens`` merged tokens (the crop is its only
+    image): what the runtime, the torch baseline and the training drill all ask."""
+    return prompt_ids(tokenizer, question_text(QUESTION), [image_tokens])
 
 
 def clue_answer_text(number: int) -> str:

@@ -213,10 +213,11 @@ def voted_map(texts: Sequence[str], layer: str) -> str:
     vote = "\n".join("".join(Counter(view[r][c] for view in views).most_common(1)[0][0] for c in range(len(row)))
                       for r, row in enumerate(first))
     size = len(first) - (2 if layer == "outside" else 0)
-    return next((text for text in (vote, *texts) if _valid_map(text, layer, size)), vote)
+    return next((text for text in (vote, *texts) if valid_map(text, layer, size)), vote)
 
 
-def _valid_map(text: str, layer: str, size: int) -> bool:
+def valid_map(text: str, layer: str, size: int) -> bool:
+    """Whether ``text`` reads as a ``layer`` map of a ``size`` grid (read_map without its error)."""
     try:
         read_map(text, layer, size)
     except ModelOutputError:

@@ -31,13 +31,14 @@ from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import NO_SOLUTION, SOLVED, SolveResult, solve
 from .answers import parse_rules_answer, read_answers
-from .clue_crops import QUESTION as CLUE, ClueCrops, clue_answer, clues_of, load_clue_crops, with_numbers
+from .clue_crops import (QUESTION as CLUE, ClueCrops, clue_answer, clue_prompt_ids, clues_of, load_clue_crops,
+                         with_numbers)
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
-from .marks_map import code_rows, layers_of, load_layers, maps_in, read_map, stand_in_reading, voted_map
-from .prompts import SharedPrompt, prompt_ids, question_text, shared_prompt
+from .marks_map import code_rows, layers_of, load_layers, maps_in, stand_in_reading, valid_map, voted_map
+from .prompts import SharedPrompt, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 from .rules_check import RulesCheck, check_rules
 
@@ -200,9 +201,7 @@ class Pipeline:
         t = time.perf_counter()
         for layer, text in reading.voted_maps().items():
             n = len(code_rows(text, layer)) - (2 if layer == "outside" else 0)
-            try:
-                read_map(text, layer, n)
-            except VlmSudokuError:
+            if not valid_map(text, layer, n):
                 continue  # (with_maps reports the map)
             for clue in clues_of(text, layer):
                 crop = self.clue_crops.crop(picture, viewed.corners, n, clue)
@@ -213,7 +212,7 @@ class Pipeline:
         """The model's answer to the clue question about one crop (its own short prompt: the crop is its image)."""
         engine = self.engine
         encoded = engine.encode_image(crop)
-        ids = prompt_ids(engine.tokenizer, question_text(CLUE), [encoded.num_tokens])
+        ids = clue_prompt_ids(engine.tokenizer, encoded.num_tokens)
         return engine.generate(ids, images=[encoded], max_new_tokens=8).text
 
     def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:

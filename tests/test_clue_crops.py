@@ -133,7 +133,7 @@ def _declaring_crops(tmp_path: Path) -> Path:
 
 
 def test_the_training_drill_asks_one_printed_number_of_a_crop_cut_as_the_runtime_cuts_it(tmp_path: Path) -> None:
-    from vlm_sudoku.tools.train.data import CLUE, Mix, SampleMaker, _clues
+    from vlm_sudoku.tools.train.data import CLUE, Mix, SampleMaker, _clues, _mapped_layers
 
     folder = _declaring_crops(tmp_path) / "hf"
     maker = SampleMaker(folder, seed=5, mix=Mix(photo_rate=0.0, kinds="killer,sandwich,little_killer", sizes=(9,),
@@ -145,7 +145,7 @@ def test_the_training_drill_asks_one_printed_number_of_a_crop_cut_as_the_runtime
             continue
         picture = maker._cached_picture(index // 4, 0)
         answer = maker.tok.decode([t for t in sample.labels if t >= 0 and t != maker.tok.specials.im_end])
-        assert int(answer) in {clue.number for clue in _clues(picture.puzzle)}
+        assert int(answer) in {clue.number for clue in _clues(picture.puzzle, _mapped_layers(picture.puzzle))}
         assert sample.grid_thw.tolist() == [[1, 12, 12]]  # 168 px: 36 image tokens, each labelled (glyph_labels)
         assert sample.input_ids.count(maker.tok.specials.image_pad) == 36 and sample.token_labels.shape[0] == 36
         asked.append(answer)

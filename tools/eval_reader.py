@@ -236,10 +236,11 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
 def score_clues(reading: Any, truth: Puzzle, score: Score) -> None:
     """Tally a reading's clue crops (runtime/clue_crops.py) against the truth: per printed number, whether the
     crop's answer and the voted map's own number are right; per reading, its rules with and without the crops."""
+    voted = reading.voted_maps()
     for layer, read in reading.clues.items():
         text = map_text(truth, layer)
         true = {(c.row, c.col): c.number for c in clues_of(text, layer)} if text else {}
-        own = {(c.row, c.col): c.number for c in clues_of(reading.voted_maps().get(layer, ""), layer)}
+        own = {(c.row, c.col): c.number for c in clues_of(voted.get(layer, ""), layer)}
         for place, answer in read.items():
             if place in true:
                 score.clues += 1
@@ -247,7 +248,7 @@ def score_clues(reading: Any, truth: Puzzle, score: Score) -> None:
                 score.clues_map_right += own.get(place) == true[place]
     texts = reading.texts()
     exact = []
-    for maps in (reading.maps(), reading.voted_maps()):
+    for maps in (reading.maps(), voted):
         try:
             exact.append(same_rules(rules_with_maps(texts["rules"], maps, []), truth))
         except VlmSudokuError:

@@ -24,7 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from ...runtime.answers import digits_text
-from ...runtime.clue_crops import QUESTION as CLUE, Clue, clue_answer_text, clues_of, load_clue_crops
+from ...runtime.clue_crops import (QUESTION as CLUE, Clue, clue_answer_text, clue_prompt_ids, clues_of,
+                                   load_clue_crops)
 from ...runtime.grid_view import (UNIT_SQUARE, Point, apply_perspective, load_grid_view, perspective_coefficients,
                                   prompt_images)
 from ...runtime.image_io import load_image
@@ -208,14 +209,14 @@ class SampleMaker:
                     puzzle = puzzle.with_givens(givens)
                 image, token_labels, _ = self._view(picture, photo.corners, rng, puzzle)
                 images = self._with_context(image, picture)
-            weights, title, clues = (*mix.photo_questions, 0.0, 0.0), None, []
-            located = None
+            weights, title, located = (*mix.photo_questions, 0.0, 0.0), None, None
         else:
             images, puzzle, token_labels, title, located = self._puzzle_image(rng, easy)
             source = "render"
             weights = (*mix.questions, mix.title, mix.clue)
-            clues = _clues(puzzle) if self.crops is not None and mix.clue else []
-        possible = {"marks"} if _mapped_layers(puzzle) else set()
+        mapped = _mapped_layers(puzzle)
+        clues = _clues(puzzle, mapped) if located is not None and self.crops is not None and mix.clue else []
+        possible = {"marks"} if mapped else set()
         if title:
             possible.add("title")
         if clues:
@@ -260,7 +261,7 @@ class SampleMaker:
         n = picture.puzzle.size
         pixels, grid = preprocess(self.crops.crop(image, corners, n, clue), self.image_settings)
         count = num_image_tokens(grid, self.image_settings.merge_size)
-        ids = prompt_ids(self.tok, question_text(CLUE), [count])
+        ids = clue_prompt_ids(self.tok, count)
         answer = self.tok.encode(clue_answer_text(clue.number)) + [self.tok.specials.im_end]
         labels = None
         boxes = [(ch, box) for cell, ch, box in glyphs if tuple(cell) == clue.cell]
@@ -337,13 +338,11 @@ def _questions(rng: random.Random, weights: Sequence[float], count: int, possibl
     return out
 
 
-def _clues(puzzle: Puzzle) -> list[Clue]:
-    """The printed clue numbers of ``puzzle``, where its marks maps put them (runtime/clue_crops.py)."""
-    out = []
-    for layer in ("killer", "outside"):
-        text = map_answer(puzzle, layer) if layer in _mapped_layers(puzzle) else None
-        out += clues_of(text, layer) if text else []
-    return out
+def _clues(puzzle: Puzzle, mapped: Sequence[str]) -> list[Clue]:
+    """The printed clue numbers of ``puzzle``, where its marks maps put them (runtime/clue_crops.py); ``mapped``:
+    its layers that have a map (_mapped_layers)."""
+    return [clue for layer in ("killer", "outside") if layer in mapped
+            for clue in clues_of(map_answer(puzzle, layer), layer)]
 
 
 def _mapped_layers(puzzle: Puzzle) -> list[str]:

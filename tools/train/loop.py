@@ -272,17 +272,15 @@ def with_settings(base: Path, work: Path, context_view: int | None = None, map_l
             shutil.copy2(f, work / f.name)
     if context_view is not None:
         with_context_view(work, context_view, base)
-    if map_layers:  # the marks-map questions are asked of models that declare their layers (runtime/marks_map.py)
+    if map_layers or clue_crops:
+        from ...runtime.clue_crops import CONFIG_KEY as CLUE_KEY, ClueCrops
         from ...runtime.marks_map import CONFIG_KEY
 
         pre = json.loads((work / "preprocessor_config.json").read_text())
-        pre[CONFIG_KEY] = list(TRAINED_LAYERS)
-        (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
-    if clue_crops:  # the clue crops are asked of models that declare them (runtime/clue_crops.py)
-        from ...runtime.clue_crops import CONFIG_KEY as CLUE_KEY, ClueCrops
-
-        pre = json.loads((work / "preprocessor_config.json").read_text())
-        pre.setdefault(CLUE_KEY, ClueCrops().to_dict())
+        if map_layers:  # the marks-map questions are asked of models that declare their layers (runtime/marks_map.py)
+            pre[CONFIG_KEY] = list(TRAINED_LAYERS)
+        if clue_crops:  # the clue crops are asked of models that declare them (runtime/clue_crops.py)
+            pre.setdefault(CLUE_KEY, ClueCrops().to_dict())
         (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
     return work
 
