@@ -154,6 +154,28 @@ def test_the_training_drill_asks_one_printed_number_of_a_crop_cut_as_the_runtime
     assert all(plain(i).question != CLUE for i in range(12))  # (no weight, no drill)
 
 
+def test_clue_drill_pictures_ask_every_sample_for_a_printed_number_even_where_the_mix_draws_classic(
+        tmp_path: Path) -> None:
+    """Mix.clue_pictures: a share of pictures are puzzles with clue numbers whose every sample is a crop (the
+    mix's kinds, classic here, draw the others); the crops' answers are numbers their puzzle prints."""
+    from vlm_sudoku.tools.train.data import CLUE, Mix, SampleMaker, _clues, _mapped_layers
+
+    folder = _declaring_crops(tmp_path) / "hf"
+    maker = SampleMaker(folder, seed=3, mix=Mix(photo_rate=0.0, kinds="classic", sizes=(9,), per_picture=2, clue=1.0,
+                                                 clue_pictures=0.5), photos_dir=None)
+    asked = {}
+    for index in range(16):
+        sample = maker(index)
+        asked.setdefault(index // 2, []).append(sample.question)
+        if sample.question == CLUE:
+            picture = maker._cached_picture(index // 2, 0)
+            answer = maker.tok.decode([t for t in sample.labels if t >= 0 and t != maker.tok.specials.im_end])
+            assert int(answer) in {clue.number for clue in _clues(picture.puzzle, _mapped_layers(picture.puzzle))}
+    drills = [q for q in asked.values() if CLUE in q]
+    assert drills and all(q == [CLUE, CLUE] for q in drills)  # a drill picture asks nothing else
+    assert len(drills) < len(asked)  # and the others are the mix's classic pictures, never asked for a crop
+
+
 def test_a_reading_takes_the_numbers_its_clue_crops_read_over_the_maps() -> None:
     from vlm_sudoku.runtime.pipeline import Reading
 

@@ -276,6 +276,8 @@ def test_training_with_a_context_view_exports_a_model_that_declares_it(tiny_qwen
     shutil.copy2(tiny_qwen2_vl_dir / "preprocessor_config.json", base / "preprocessor_config.json")
     refused = loop(*args, "--context-view", "168")
     assert refused.returncode == 2 and "needs a grid view" in refused.stderr
+    refused = loop(*args, "--clue-pictures", "0.2")  # crop pictures with no crop weight would ask no crop
+    assert refused.returncode == 2 and "--clue-pictures draws clue crops" in refused.stderr
 
     # the fp32 checkpoint carries its tokenizer, and continuing it with a base whose tokenizer numbers the tokens
     # otherwise is refused

@@ -96,12 +96,20 @@ class Mix:
     per_picture: int = 1
     title: float = 0.0  # weight of the title drill among rendered pictures' questions (0: samples as before it)
     clue: float = 0.0  # weight of the clue crop among rendered pictures' questions (0: samples as before it)
+    # Share of pictures drawn for the clue drill alone: a puzzle of the kinds with printed clue numbers (CLUE_KINDS),
+    # each of its per_picture samples a crop of one of them. Why: those kinds are about one picture in eight, and a
+    # picture's questions are drawn without repeats, so the clue weight alone gives crops ~3% of samples; crops
+    # are cheap once the picture is drawn. 0 draws as runs before it (no extra random draw).
+    clue_pictures: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("questions", "photo_questions"):
             if len(getattr(self, name)) != len(QUESTION_KINDS):
                 raise ValueError(f"Mix.{name} needs a weight for each of {', '.join(QUESTION_KINDS)}")
 
+
+#: The generator's kinds whose markings print clue numbers (cage sums, sandwich and little-killer totals).
+CLUE_KINDS = "killer,sandwich,little_killer"
 
 #: The marks-map layers the rendered puzzles train (runtime/marks_map.py; the generator draws no palindrome or
 #: between lines), which a model trained with marks-map questions declares.
@@ -159,10 +167,10 @@ class SampleMaker:
             self._cache = ((key, attempt), self._picture(rng, easy=key * self.mix.per_picture < self.mix.easy_samples))
         return self._cache[1]
 
-    def _puzzle_image(self, rng: random.Random, easy: bool):
+    def _puzzle_image(self, rng: random.Random, easy: bool, kinds: str | None = None):
         mix = self.mix
         sizes = (4, 6, 9) if easy else mix.sizes
-        puzzle, solution = sample_puzzle(rng, sizes=sizes, kinds=parse_kinds("classic" if easy else mix.kinds))
+        puzzle, solution = sample_puzzle(rng, sizes=sizes, kinds=parse_kinds("classic" if easy else kinds or mix.kinds))
         if mix.few_clues and puzzle.constraints and rng.random() < mix.few_clues:  # (no draw when off: old seeds)
             puzzle = fewer_clues(puzzle, rng)
         if rng.random() < mix.dense_rate:
@@ -197,6 +205,10 @@ class SampleMaker:
     def _picture(self, rng: random.Random, easy: bool = False) -> "_Picture":
         """A rendered puzzle or a retaken training photo, preprocessed, with what can be asked about it."""
         mix = self.mix
+        if mix.clue_pictures and self.crops is not None and not easy and rng.random() < mix.clue_pictures:
+            drill = self._clue_picture(rng)
+            if drill is not None:
+                return drill
         if self.photos and not easy and rng.random() < mix.photo_rate:
             photo = rng.choice(self.photos)
             puzzle, source, token_labels = photo.puzzle, "photo", None
@@ -226,6 +238,16 @@ class SampleMaker:
         return _Picture(np.concatenate([p for p, _ in processed]), np.concatenate([g for _, g in processed]),
                         [num_image_tokens(g, self.image_settings.merge_size) for _, g in processed], puzzle,
                         token_labels, source, questions, title, located, clues)
+
+    def _clue_picture(self, rng: random.Random) -> "_Picture | None":
+        """A rendered puzzle of CLUE_KINDS whose every sample is a clue crop; None when it printed no number.
+        Its grid view is not preprocessed: a crop is cut from the drawn picture."""
+        _images, puzzle, _labels, _title, located = self._puzzle_image(rng, False, CLUE_KINDS)
+        clues = _clues(puzzle, _mapped_layers(puzzle))
+        if not clues or located is None:
+            return None
+        return _Picture(np.zeros((0, 0), np.float32), np.zeros((0, 3), np.int64), [], puzzle, None, "render",
+                        [CLUE] * self.mix.per_picture, None, located, clues)
 
     def _ask(self, picture: "_Picture", rng: random.Random, question: str) -> Sample | None:
         """A sample of ``question`` about ``picture``; None when the answer is too long to train on."""

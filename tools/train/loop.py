@@ -361,6 +361,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 @click.option("--clue", type=click.FloatRange(0), default=Mix.clue, show_default=True,
               help="Weight of the clue crop (one printed clue number cut out and enlarged: runtime/clue_crops.py) "
                    "among rendered samples' questions; above 0 the model declares the crops.")
+@click.option("--clue-pictures", type=click.FloatRange(0, 1), default=Mix.clue_pictures, show_default=True,
+              help="Share of pictures drawn for the clue drill alone (a puzzle with printed clue numbers, every sample "
+                   "of it a crop: data.Mix.clue_pictures); needs --clue.")
 @click.option("--kinds", default=Mix.kinds, show_default=True,
               help="Puzzle kinds drawn for rendered samples (render.puzzles.parse_kinds: 'all', 'classic' or a comma "
                    "list), e.g. only those with clue numbers for a clue-crop run.")
@@ -380,10 +383,12 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
          easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
-         marks: float, per_picture: int, title: float, clue: float, kinds: str) -> None:
+         marks: float, per_picture: int, title: float, clue: float, clue_pictures: float, kinds: str) -> None:
     import torch
     from torch.utils.data import DataLoader
 
+    if clue_pictures and not clue:
+        raise click.UsageError("--clue-pictures draws clue crops: give --clue a weight above 0 as well")
     same_tokenizer(base, ckpt)
     if context_view is not None or marks or clue:
         base = with_settings(base, Path(tempfile.mkdtemp(prefix="vlm_base_")), context_view, marks > 0, clue > 0)
@@ -415,6 +420,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["title"] = title
     if clue:
         state["config"]["clue"] = clue
+    if clue_pictures:
+        state["config"]["clue_pictures"] = clue_pictures
     if kinds != Mix.kinds:
         state["config"]["kinds"] = kinds
     if total_steps:
@@ -434,7 +441,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=device))
     trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
-              questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title, clue=clue, kinds=kinds)
+              questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title, clue=clue,
+              clue_pictures=clue_pictures, kinds=kinds)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
