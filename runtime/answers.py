@@ -118,14 +118,39 @@ def cut_rules_answer(text: str) -> PartRules | None:
                 whole_to = i + 1
     head = body[start:whole_to].rstrip().rstrip(",")
     try:
-        puzzle = read_rules(json.loads(head + "]}"))
-    except (json.JSONDecodeError, PuzzleFormatError):
+        obj = json.loads(head + "]}")
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    obj, regions_error = _without_invalid_regions(obj)
+    try:
+        puzzle = read_rules(obj)
+    except PuzzleFormatError:
         return None
     broken = _TYPE.search(body, whole_to)
     broken_type = broken.group(1) if broken is not None else puzzle.constraints[-1].rule if puzzle.constraints else None
     if broken_type is None:
         return None
-    return PartRules(puzzle, (broken_type,), f"breaks off inside its {broken_type} rules", cut=True)
+    why = f"breaks off inside its {broken_type} rules"
+    if regions_error:
+        return PartRules(puzzle, ("regions", broken_type), f"{why}, and its regions are not valid ({regions_error})",
+                         cut=True)
+    return PartRules(puzzle, (broken_type,), why, cut=True)
+
+
+def _without_invalid_regions(obj: dict) -> tuple[dict, str]:
+    """``obj`` as it is and "", or, where its regions are not valid, ``obj`` without them and why not.
+
+    Why: a jigsaw's regions come first in a rules answer; where they are off by a cell or two and the list of
+    rules after them is cut or invalid too, the regions map can stand in for them beside that layer's map."""
+    if "regions" not in obj:
+        return obj, ""
+    try:
+        read_rules({k: v for k, v in obj.items() if k != "rules"})
+    except PuzzleFormatError as exc:
+        return {k: v for k, v in obj.items() if k != "regions"}, str(exc)
+    return obj, ""
 
 
 def invalid_rules_answer(text: str) -> PartRules | None:
@@ -155,14 +180,10 @@ def invalid_rules_answer(text: str) -> PartRules | None:
             first_error = first_error or str(exc)
         else:
             kept.append(entry)
-    rest = {**obj, "rules": kept}
-    if "regions" in obj:
-        try:
-            read_rules({k: v for k, v in obj.items() if k != "rules"})
-        except PuzzleFormatError as exc:
-            del rest["regions"]
-            unread.insert(0, "regions")
-            first_error = first_error or str(exc)
+    rest, regions_error = _without_invalid_regions({**obj, "rules": kept})
+    if regions_error:
+        unread.insert(0, "regions")
+        first_error = first_error or regions_error
     if not unread:
         return None
     try:

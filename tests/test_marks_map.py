@@ -327,6 +327,28 @@ def test_a_rules_answer_with_invalid_rules_of_a_mapped_layer_is_read_with_that_l
     assert invalid_rules_answer('{"size":9,"rules":[{"type":"teleport","cells":["r1c1"]}]}') is None
 
 
+def test_a_cut_rules_answer_whose_regions_are_not_valid_is_read_with_the_regions_map_too() -> None:
+    """A jigsaw answer whose regions are a cell off and whose list of rules breaks off (run 19 on a jigsaw
+    kropki render: 512 tokens of dots): both the regions map and the cut layer's map stand in."""
+    from vlm_sudoku.runtime.answers import cut_rules_answer
+
+    puzzle = _thermo_and_jigsaw_puzzle()
+    text = rules_answer(puzzle)
+    first = puzzle.regions[0][0]
+    other = next(v for v in puzzle.regions[0] if v != first)
+    text = text.replace('"regions":["' + str(first + 1), '"regions":["' + str(other + 1), 1)  # sizes n-1 and n+1
+    cut_at = text.index('"cells"', text.index('"thermo"') + 30)
+    part = cut_rules_answer(text[:cut_at])
+    assert part is not None and part.unread == ("regions", "thermo") and part.cut
+    maps = {layer: map_text(puzzle, layer) for layer in ("regions", "thermo")}
+    problems: list[str] = []
+    read = read_answers(text[:cut_at], digits_answer(puzzle), maps, problems)
+    assert same_rules(read, puzzle) and len(problems) == 1
+    assert "breaks off inside its thermo rules, and its regions are not valid (regions must be" in problems[0]
+    with pytest.raises(ModelOutputError, match="breaks off inside its JSON object"):
+        read_answers(text[:cut_at], digits_answer(puzzle), {"thermo": maps["thermo"]}, [])  # no regions map
+
+
 def test_the_pipeline_asks_for_the_maps_of_the_layers_whose_rules_are_not_valid() -> None:
     from vlm_sudoku.runtime.engine import Generation
     from vlm_sudoku.runtime.pipeline import Pipeline
