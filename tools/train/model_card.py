@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import click
 from typing import Any
 
 from ..eval_reader import SET_NOTES
@@ -22,8 +24,11 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
     from ...runtime.marks_map import CONFIG_KEY as MAP_KEY, load_layers
     from ...runtime.model_config import ModelConfig
 
+    from ...runtime.clue_crops import CONFIG_KEY as CLUE_KEY, load_clue_crops
+
     cfg = ModelConfig.from_folder(model_dir)
     layers = load_layers(model_dir)
+    crops = load_clue_crops(model_dir)
     view = load_grid_view(model_dir) or recipe.GRID_VIEW
     weights = model_dir / "model.safetensors"
     params = f"{weights.stat().st_size / 2 / 1e6:.1f} M (fp16)" if weights.exists() else "?"
@@ -52,6 +57,10 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
         *([f"- marks map (runtime/marks_map.py, docs/rules-format.md): declares the layers {', '.join(layers)} "
            f"(`{MAP_KEY}` in preprocessor_config.json), so after its rules answer it is asked to draw each of them "
            "that the answer names, one code per cell, and code turns the maps into those rules"] if layers else []),
+        *([f"- clue crops (runtime/clue_crops.py): declares them (`{CLUE_KEY}`, {crops.size} px), so each printed "
+           "number of its killer and outside maps (a cage sum, a sandwich or little-killer total) is cut out of the "
+           f"picture where the map puts it, enlarged to {crops.size}x{crops.size}, and asked on its own; the answer "
+           "replaces the map's number"] if crops is not None else []),
         f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
         f"answers (seed {recipe.TOKENIZER_SEED}); cell references stay whole",
         f"- initial weights: seed {recipe.MODEL_SEED}",
@@ -82,10 +91,18 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m vlm_sudoku.tools.train.model_card HF_DIR STATE_JSON EVAL_JSON
-    import sys
-
-    folder = Path(sys.argv[1])
-    state = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
-    rows = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else None
+@click.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("state_json", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("eval_json", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def main(folder: Path, state_json: Path | None, eval_json: Path | None) -> None:
+    """Write FOLDER/README.md, the model card of the hf folder FOLDER, with the runs of STATE_JSON (a state card:
+    the recipe of every run its weights went through) and the eval_reader --json rows of EVAL_JSON."""
+    state = json.loads(state_json.read_text()) if state_json else None
+    rows = json.loads(eval_json.read_text()) if eval_json else None
     (folder / "README.md").write_text(card(folder, state, rows))
+    click.echo(f"wrote {folder / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
