@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from vlm_sudoku.runtime.cli import default_model_dir
+from vlm_sudoku.runtime.clue_crops import load_clue_crops
 from vlm_sudoku.runtime.image_io import load_image
 from vlm_sudoku.runtime.manifest import Manifest
 from vlm_sudoku.runtime.marks_map import load_layers
@@ -30,6 +33,32 @@ def test_shipped_model_is_a_valid_export_within_the_size_budget() -> None:
     assert "CC-BY-4.0" in card  # the photos' attribution
     layers = load_layers(folder)  # a model that declares a marks map names its layers in its card
     assert not layers or f"declares the layers {', '.join(layers)} " in card
+    crops = load_clue_crops(folder)  # and the clue crops it is asked
+    assert crops is None or f"declares them (`vlm_sudoku_clue_crops`, {crops.size} px)" in card
+
+
+def test_the_model_card_is_written_from_the_folder_its_runs_and_its_measured_rows(tmp_path: Path) -> None:
+    """tools/train/model_card: the card of a copy of the shipped hf folder says what the folder declares, each
+    run of the state card and each measured row; a folder that is not one is a one-line usage error."""
+    from click.testing import CliRunner
+
+    from vlm_sudoku.tools.train.model_card import main
+
+    folder = tmp_path / "hf"
+    shutil.copytree(default_model_dir() / "hf", folder)
+    (folder / "README.md").unlink()
+    state, rows = tmp_path / "state.json", tmp_path / "eval.json"
+    state.write_text(json.dumps({"runs": [{"run": 21, "data_seed": 19}]}))
+    rows.write_text(json.dumps([{"set": "photos-val", "images": 32, "grid_exact": 1.0, "grid_exact_checked": 1.0,
+                                 "cell_accuracy": 1.0, "rules_exact": 0.5}]))
+    result = CliRunner().invoke(main, [str(folder), str(state), str(rows)])
+    assert result.exit_code == 0, result.output
+    card = (folder / "README.md").read_text()
+    assert '"run": 21, "data_seed": 19' in card and "| photos-val | 32 | 100.0% | 100.0% | 100.00% | 50.0% |" in card
+    assert ("clue crops (runtime/clue_crops.py): declares them" in card) == (load_clue_crops(folder) is not None)
+    assert "CC-BY-4.0" in card
+    missing = CliRunner().invoke(main, [str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
 def test_readme_example_is_read_and_solved() -> None:
