@@ -11,9 +11,10 @@ and the digits taken are those the views believe jointly (runtime/digit_belief.p
 A reading that does not solve uniquely then goes through the reading check
 (runtime/reading_check.py): the most likely change of a few doubtful digits
 that gives exactly one solution is taken, and reported as such. One still with
-no solution goes through the rules check (runtime/rules_check.py): a rule type
-the model named without which the digits have exactly one solution is left out,
-and reported as such.
+no solution, or with several, goes through the rules check (runtime/rules_check.py):
+a rule type the model named without which the digits have exactly one solution is
+left out (no solution only), or a rule given in words only is taken for another such
+rule that gives exactly one, and reported as such.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from PIL import Image
 from ..solver.errors import ModelOutputError, VlmSudokuError
 from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
-from ..solver.solve import NO_SOLUTION, SOLVED, SolveResult, solve
+from ..solver.solve import SOLVED, SolveResult, solve
 from .answers import parse_rules_answer, read_answers
 from .clue_crops import (QUESTION as CLUE, ClueCrops, clue_answer, clue_prompt_ids, clues_of, load_clue_crops,
                          with_numbers)
@@ -355,7 +356,7 @@ class Pipeline:
                 out.timings["reading_check"] = out.check.seconds
                 out.puzzle, out.result = out.check.puzzle, out.check.result
                 stage("check", {"check": out.check})
-        if out.result.status == NO_SOLUTION and self.check_reading:
+        if out.result.status != SOLVED and self.check_reading:
             out.rules_check = check_rules(out.puzzle, out.result)
             if out.rules_check is not None:
                 out.timings["rules_check"] = out.rules_check.seconds
@@ -379,9 +380,13 @@ def outcome_json(out: Outcome) -> dict[str, Any]:
         obj["views"] = out.views
         if out.map_problems:
             obj["map_problems"] = out.map_problems
-        if out.rules_check is not None:
-            obj["rule_left_out"] = {"type": out.rules_check.dropped, "why": out.rules_check.line(),
-                                    "status_as_read": out.rules_check.read_result.status}
+        ruled = out.rules_check
+        if ruled is not None:
+            said = {"type": ruled.dropped, "why": ruled.line(), "status_as_read": ruled.read_result.status}
+            if ruled.instead is None:
+                obj["rule_left_out"] = said
+            else:
+                obj["rule_replaced"] = {**said, "by": ruled.instead}
         obj["rules"] = write_rules(out.puzzle.with_givens([[0] * out.puzzle.size] * out.puzzle.size))
     if out.result is not None and out.puzzle is not None:
         res = result_json(out.puzzle, out.result)

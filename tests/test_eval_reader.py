@@ -110,8 +110,8 @@ def test_a_reading_is_scored_as_the_pipeline_settles_it(monkeypatch) -> None:
     for views in (3, 1):
         pipe = Pipeline.load(default_model_dir(), provider="cpu", views=views)
         reading = pipe.read_image(item.image)
-        read, checked, left_out = settled_givens(pipe, reading, 9)
-        assert left_out is None
+        read, checked, ruled = settled_givens(pipe, reading, 9)
+        assert ruled is None
         score = Score(checked=True)
         score_item(item, reading.texts(), score, checked, read)
         rows[views] = score.row("photo")

@@ -96,6 +96,8 @@ class Score:
     truth_unique: int = 0  # images whose true puzzle has exactly one solution
     rules_left_out: int = 0  # readings the rules check solved without a rule type (runtime/rules_check.py) ...
     rules_left_out_right: int = 0  # ... of a type the true puzzle does not have
+    rules_replaced: int = 0  # readings the rules check solved with a words-only rule taken for another ...
+    rules_replaced_right: int = 0  # ... the one taken being the true puzzle's and the one read not
     check_seconds: float = 0.0
     misread: list = field(default_factory=list)  # per image with a wrong or unreadable digit: name, what went wrong
     # models that declare clue crops (runtime/clue_crops.py): the printed numbers asked where the truth prints one,
@@ -122,6 +124,8 @@ class Score:
             "truth_unique": self.truth_unique,
             "rules_left_out": checked and self.rules_left_out,
             "rules_left_out_right": checked and self.rules_left_out_right,
+            "rules_replaced": checked and self.rules_replaced,
+            "rules_replaced_right": checked and self.rules_replaced_right,
             "rules_exact": self.rules_exact / max(1, self.rules_checked) if self.rules_checked else None,
             "rules_drawn": self.rules_drawn,
             "rules_exact_drawn": self.rules_drawn_exact / self.rules_drawn if self.rules_drawn else None,
@@ -379,11 +383,11 @@ def _variant_kinds() -> tuple[str, ...]:
     return VARIANT_KINDS
 
 
-def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, Grid | None, str | None]:
+def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, Grid | None, Any]:
     """The givens vlm-solve takes from ``reading`` (Pipeline.settle): as read (every view's digits combined)
-    and, when the reading check changed them, after it (else None); and the rule type the rules check left out
-    (else None). (None, None, None) where that cannot run (an unreadable answer, a size other than the truth's):
-    the answer is then scored as parsed."""
+    and, when the reading check changed them, after it (else None); and what the rules check changed (its
+    RulesCheck, else None). (None, None, None) where that cannot run (an unreadable answer, a size other than the
+    truth's): the answer is then scored as parsed."""
     from ..runtime.pipeline import Outcome
 
     out = Outcome("")
@@ -395,8 +399,7 @@ def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, G
     if read is None or read.size != size:
         return None, None, None
     corrected = out.check is not None and out.check.corrected
-    left_out = out.rules_check.dropped if out.rules_check is not None else None
-    return read.givens, out.check.puzzle.givens if corrected else None, left_out
+    return read.givens, out.check.puzzle.givens if corrected else None, out.rules_check
 
 
 def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True) -> list[dict]:
@@ -415,13 +418,17 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
                     answers = {**reading.texts(), **{f"map:{k}": v for k, v in reading.maps().items()}}  # (voted)
                     score.seconds += time.perf_counter() - t
                     t = time.perf_counter()
-                    read, checked, left_out = settled_givens(reader, reading, item.puzzle.size)
+                    read, checked, ruled = settled_givens(reader, reading, item.puzzle.size)
                     if reading.clues:
                         score_clues(reading, item.puzzle, score)
                     score.check_seconds += time.perf_counter() - t
-                    if left_out is not None:
+                    true_rules = {c.rule for c in item.puzzle.constraints}
+                    if ruled is not None and ruled.instead is None:
                         score.rules_left_out += 1
-                        score.rules_left_out_right += left_out not in {c.rule for c in item.puzzle.constraints}
+                        score.rules_left_out_right += ruled.dropped not in true_rules
+                    elif ruled is not None:
+                        score.rules_replaced += 1
+                        score.rules_replaced_right += ruled.instead in true_rules and ruled.dropped not in true_rules
                 else:
                     answers = reader.read(item.image, ("rules", "digits"))
                     score.seconds += time.perf_counter() - t
@@ -463,6 +470,10 @@ def table(rows: list[dict]) -> str:
                 for r in rows if r.get("rules_left_out")]
     if left_out:
         lines += ["", "rules check: readings solved without a rule type the model named: " + ", ".join(left_out)]
+    replaced = [f"{r['set']} {r['rules_replaced']} ({r['rules_replaced_right']} right)"
+                for r in rows if r.get("rules_replaced")]
+    if replaced:
+        lines += ["", "rules check: readings solved with a rule given in words taken for another: " + ", ".join(replaced)]
     for r in rows:
         if r.get("maps_by_layer"):
             lines += ["", f"{r['set']}: marks maps (without them: rules exact {100 * r['rules_exact_without_maps']:.1f}%, "
