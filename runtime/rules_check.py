@@ -21,8 +21,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from ..solver.errors import PuzzleFormatError
 from ..solver.constraints.base import RULES
+from ..solver.errors import PuzzleFormatError
 from ..solver.puzzle import Puzzle
 from ..solver.solve import MULTIPLE, NO_SOLUTION, SOLVED, SolveResult, solve
 

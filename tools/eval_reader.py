@@ -47,6 +47,7 @@ from ..runtime.answers import parse_digits_answer, parse_rules_answer
 from ..runtime.clue_crops import clue_answer, clues_of
 from ..runtime.grid_view import ZOOMS
 from ..runtime.marks_map import map_is_right, map_text, maps_in, rules_with_maps
+from ..runtime.rules_check import RulesCheck
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -383,7 +384,7 @@ def _variant_kinds() -> tuple[str, ...]:
     return VARIANT_KINDS
 
 
-def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, Grid | None, Any]:
+def settled_givens(reader: Any, reading: Any, size: int) -> tuple[Grid | None, Grid | None, RulesCheck | None]:
     """The givens vlm-solve takes from ``reading`` (Pipeline.settle): as read (every view's digits combined)
     and, when the reading check changed them, after it (else None); and what the rules check changed (its
     RulesCheck, else None). (None, None, None) where that cannot run (an unreadable answer, a size other than the
