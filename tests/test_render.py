@@ -201,3 +201,28 @@ def test_fewer_clues_keeps_one_or_two_of_each_marking_and_the_rules_that_speak_f
     drawn = render(cut, random.Random(0), style="app")
     assert loads_rules(rules_answer(cut)) == cut.with_givens([[0] * cut.size] * cut.size)
     assert drawn.image.size[0] > 0
+
+
+def test_a_weighted_kind_is_drawn_more_often_and_a_bad_weight_is_refused() -> None:
+    """parse_kinds("all,disjoint*3"): disjoint groups stand three times in the pool, so puzzles with them are drawn
+    about three times as often (never the rule twice on one puzzle); a plain pool is the kinds once each."""
+    import collections
+
+    from vlm_sudoku.solver.errors import PuzzleFormatError
+    from vlm_sudoku.tools.render.puzzles import CLASSIC, VARIANT_KINDS, parse_kinds
+
+    assert parse_kinds("all") == (CLASSIC, *VARIANT_KINDS)
+    pool = parse_kinds("all,disjoint*3")
+    assert pool == (CLASSIC, *VARIANT_KINDS, "disjoint", "disjoint")
+    drawn = collections.Counter()
+    for seed in range(600):
+        rules = [c.rule for c in sample_puzzle(random.Random(seed), sizes=(9,), kinds=pool)[0].constraints]
+        assert rules.count("disjoint") <= 1
+        drawn.update(set(rules))
+    plain = collections.Counter()
+    for seed in range(600):
+        plain.update({c.rule for c in sample_puzzle(random.Random(seed), sizes=(9,), kinds=parse_kinds("all"))[0].constraints})
+    assert drawn["disjoint"] > 2 * plain["disjoint"]
+    for bad in ("disjoint*1", "classic*2", "disjoint*x", "teleport*2"):
+        with pytest.raises(PuzzleFormatError):
+            parse_kinds(bad)

@@ -44,17 +44,24 @@ REVERSIBLE_LINES = (Whisper, Renban, Palindrome, Between)
 
 
 def parse_kinds(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """'classic', 'all' or a comma list of generator kinds -> the pool to draw from."""
+    """'classic', 'all' or a comma list of generator kinds -> the pool to draw from. A variant kind written
+    ``kind*N`` (N = 2..9) stands N times in the pool, so it is drawn about N times as often as the others
+    (_choose_kinds never takes one kind twice for a puzzle); a pool without such weights is drawn from as before."""
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     out: list[str] = []
+    extra: list[str] = []
     for item in items:
-        if item == "all":
+        name, _, times = item.partition("*")
+        if times and (name not in VARIANT_KINDS or times not in tuple("23456789")):
+            raise PuzzleFormatError(f"a weighted kind is a variant kind and a weight of 2 to 9, as killer*3: {item!r}")
+        if name == "all":
             out += [CLASSIC, *VARIANT_KINDS]
-        elif item == CLASSIC or item in VARIANT_KINDS:
-            out.append(item)
+        elif name == CLASSIC or name in VARIANT_KINDS:
+            out.append(name)
+            extra += [name] * (int(times) - 1 if times else 0)
         else:
             raise PuzzleFormatError(f"unknown puzzle kind {item!r} (known: all, {CLASSIC}, {', '.join(VARIANT_KINDS)})")
-    return tuple(dict.fromkeys(out)) or (CLASSIC,)
+    return (*dict.fromkeys(out), *extra) or (CLASSIC,)
 
 
 def _anchor(con: Constraint) -> tuple:
@@ -166,11 +173,13 @@ def _choose_kinds(pool: Sequence[str], size: int, box: tuple[int, int] | None, r
         variants = [k for k in variants if k not in NEEDS_BOXES] or variants
     if not variants:
         return []
-    count = min(len(variants), rng.choices((1, 2, 3), (70, 25, 5))[0])
+    count = min(len(set(variants)), rng.choices((1, 2, 3), (70, 25, 5))[0])
     chosen: list[str] = []
     for k in rng.sample(variants, len(variants)):
         if len(chosen) >= count:
             break
+        if k in chosen:  # (a weighted kind stands several times in the pool: parse_kinds)
+            continue
         if any(k in group and any(c in group for c in chosen) for group in EXCLUSIVE):
             continue
         if k in GLOBAL_KINDS and not _globals_ok([c for c in chosen if c in GLOBAL_KINDS] + [k], size):

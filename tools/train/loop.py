@@ -366,7 +366,8 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
                    "of it a crop: data.Mix.clue_pictures); needs --clue.")
 @click.option("--kinds", default=Mix.kinds, show_default=True,
               help="Puzzle kinds drawn for rendered samples (render.puzzles.parse_kinds: 'all', 'classic' or a comma "
-                   "list), e.g. only those with clue numbers for a clue-crop run.")
+                   "list, a variant kind weighted as kind*N), e.g. only those with clue numbers for a clue-crop run, or "
+                   "'all,disjoint*3' for more of one kind.")
 @click.option("--per-picture", type=click.IntRange(1, 32), default=Mix.per_picture, show_default=True,
               help="Consecutive samples asked about one drawn picture, each its own question (drawing pictures "
                    "on the CPU sets a run's pace); best a divisor of --batch, whose samples one worker makes; 1 "
