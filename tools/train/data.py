@@ -167,7 +167,17 @@ class SampleMaker:
             self._cache = ((key, attempt), self._picture(rng, easy=key * self.mix.per_picture < self.mix.easy_samples))
         return self._cache[1]
 
-    def _puzzle_image(self, rng: random.Random, easy: bool, kinds: str | None = None):
+    def _puzzle_image(self, rng: random.Random, easy: bool):
+        drawn, puzzle = self._drawn_puzzle(rng, easy)
+        title = drawn.details.get("rules_title")
+        glyphs = drawn.details.get("clue_glyphs") or []
+        if self.view is None:
+            return [drawn.image], puzzle, None, title, (drawn.image, drawn.corners, drawn.corners, glyphs)
+        image, labels, moved = self._view(drawn.image, drawn.corners, rng, puzzle)
+        return self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved, drawn.corners, glyphs)
+
+    def _drawn_puzzle(self, rng: random.Random, easy: bool, kinds: str | None = None):
+        """A puzzle of the mix (or of ``kinds``) and its rendered picture."""
         mix = self.mix
         sizes = (4, 6, 9) if easy else mix.sizes
         puzzle, solution = sample_puzzle(rng, sizes=sizes, kinds=parse_kinds("classic" if easy else kinds or mix.kinds))
@@ -179,13 +189,7 @@ class SampleMaker:
             puzzle = puzzle.with_givens([[solution[r][c] if rng.random() < keep else 0 for c in range(n)]
                                          for r in range(n)])
         style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
-        drawn = render(puzzle, rng, style=style)
-        title = drawn.details.get("rules_title")
-        glyphs = drawn.details.get("clue_glyphs") or []
-        if self.view is None:
-            return [drawn.image], puzzle, None, title, (drawn.image, drawn.corners, drawn.corners, glyphs)
-        image, labels, moved = self._view(drawn.image, drawn.corners, rng, puzzle)
-        return self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved, drawn.corners, glyphs)
+        return render(puzzle, rng, style=style), puzzle
 
     def _with_context(self, view, picture) -> list:
         """The images of a prompt: the whole picture for models trained with a context view, then the grid view."""
@@ -195,12 +199,16 @@ class SampleMaker:
         """The grid view through corners a little off, as the runtime's grid locator finds them, the cell under
         each merged token of that view (where the true corners put it), and the corners it was warped from."""
         assert self.view is not None
-        side = max(abs(corners[1][0] - corners[0][0]), abs(corners[3][1] - corners[0][1]), 1.0)
-        spread = self.mix.corner_jitter * side
-        moved = [(x + max(-3 * spread, min(3 * spread, rng.gauss(0, spread))),
-                  y + max(-3 * spread, min(3 * spread, rng.gauss(0, spread)))) for x, y in corners]
+        moved = self._jittered(corners, rng)
         return (self.view.warp(image, moved), cell_labels(self.view, moved, corners, puzzle, self.image_settings.factor),
                 moved)
+
+    def _jittered(self, corners, rng: random.Random) -> list[Point]:
+        """The grid's corners a little off, as the runtime's grid locator finds them (Mix.corner_jitter)."""
+        side = max(abs(corners[1][0] - corners[0][0]), abs(corners[3][1] - corners[0][1]), 1.0)
+        spread = self.mix.corner_jitter * side
+        return [(x + max(-3 * spread, min(3 * spread, rng.gauss(0, spread))),
+                 y + max(-3 * spread, min(3 * spread, rng.gauss(0, spread)))) for x, y in corners]
 
     def _picture(self, rng: random.Random, easy: bool = False) -> "_Picture":
         """A rendered puzzle or a retaken training photo, preprocessed, with what can be asked about it."""
@@ -241,11 +249,14 @@ class SampleMaker:
 
     def _clue_picture(self, rng: random.Random) -> "_Picture | None":
         """A rendered puzzle of CLUE_KINDS whose every sample is a clue crop; None when it printed no number.
-        Its grid view is not preprocessed: a crop is cut from the drawn picture."""
-        _images, puzzle, _labels, _title, located = self._puzzle_image(rng, False, CLUE_KINDS)
+        No grid view is warped or labelled for it: a crop is cut from the drawn picture, through corners jittered
+        as a view's are."""
+        drawn, puzzle = self._drawn_puzzle(rng, False, CLUE_KINDS)
+        corners = drawn.corners if self.view is None else self._jittered(drawn.corners, rng)  # (drawn either way)
         clues = _clues(puzzle, _mapped_layers(puzzle))
-        if not clues or located is None:
+        if not clues:
             return None
+        located = (drawn.image, corners, drawn.corners, drawn.details.get("clue_glyphs") or [])
         return _Picture(np.zeros((0, 0), np.float32), np.zeros((0, 3), np.int64), [], puzzle, None, "render",
                         [CLUE] * self.mix.per_picture, None, located, clues)
 
