@@ -133,7 +133,7 @@ def test_cell_labels_name_the_cell_under_each_token() -> None:
     """With exact corners, the token at the centre of cell (r, c) is labelled with that cell."""
     from vlm_sudoku.runtime.grid_view import GridView
     from vlm_sudoku.tools.render import sample
-    from vlm_sudoku.tools.train.data import cell_labels, marking_bits
+    from vlm_sudoku.tools.train.data import cell_labels, join_bits, marking_bits
 
     item = sample(5, sizes=(4,), styles=("app",))
     view = GridView(448, 40)
@@ -147,7 +147,8 @@ def test_cell_labels_name_the_cell_under_each_token() -> None:
             i, j = int((40 + (r + 0.5) * cell) // 28), int((40 + (c + 0.5) * cell) // 28)
             region = item.puzzle.regions[r][c] - min(min(row) for row in item.puzzle.regions)
             assert tuple(grid[i, j, :4]) == (item.puzzle.givens[r][c], r, c, region)
-            assert tuple(grid[i, j, 4:-1]) == tuple(marking_bits(item.puzzle)[r, c]) and grid[i, j, -1] == IGNORE
+            bits = (*marking_bits(item.puzzle)[r, c], *join_bits(item.puzzle)[r, c])
+            assert tuple(grid[i, j, 4:-1]) == bits and grid[i, j, -1] == IGNORE
 
 
 def test_marking_bits_follow_the_rules_cells() -> None:
@@ -164,6 +165,24 @@ def test_marking_bits_follow_the_rules_cells() -> None:
     on = {(r, c, MARKINGS[k]) for r, c, k in zip(*np.nonzero(bits))}
     assert on == ({(0, 0, "killer"), (0, 1, "killer"), (4, 4, "kropki"), (4, 5, "kropki"), (8, 0, "odd_even")}
                   | {(i, i, "diagonal") for i in range(9)})
+
+
+def test_join_bits_say_which_neighbours_share_a_cage_or_a_line() -> None:
+    """A cage joins each cell to its right and lower neighbours in it; a line (whichever end it is written from,
+    an arrow from its bulb) joins each cell to the next one, labelled at the one first in reading order."""
+    from vlm_sudoku.solver.rules_json import read_rules
+    from vlm_sudoku.tools.train.data import JOINS, join_bits
+
+    puzzle = read_rules({"size": 9, "rules": [
+        {"type": "killer", "cells": ["r1c1", "r1c2", "r2c2"], "sum": 12},
+        {"type": "thermo", "cells": ["r5c5", "r4c4", "r4c5"]},
+        {"type": "arrow", "bulb": ["r7c3"], "line": ["r8c2", "r9c2"]},
+        {"type": "kropki", "color": "white", "cells": ["r1c8", "r1c9"]}, {"type": "antiknight"}]})
+    bits = join_bits(puzzle)
+    on = {(r, c, JOINS[k]) for r, c, k in zip(*np.nonzero(bits))}
+    assert on == {(0, 0, "cage_right"), (0, 1, "cage_down"),
+                  (3, 3, "line_down_right"), (3, 3, "line_right"),
+                  (6, 2, "line_down_left"), (7, 1, "line_down")}
 
 
 def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> None:
@@ -199,12 +218,21 @@ def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> Non
     glyph_loss = head.loss(glyphs)
     glyph_loss.backward()
     grad = head.linear.weight.grad.abs().sum(1)
-    assert glyph_loss is not None and (grad[-11:] > 0).all() and (grad[:-11] == 0).all()  # its own rows only
+    glyph_rows = slice(49 + 16 + 9, 49 + 16 + 9 + 11)
+    assert glyph_loss is not None and (grad[glyph_rows] > 0).all() and (grad[:glyph_rows.start] == 0).all()
+    assert (grad[glyph_rows.stop:] == 0).all()  # its own rows only
+    head.linear.weight.grad = None
+    joins = torch.full((5, LABEL_COLUMNS), IGNORE)
+    joins[:, 13:19] = torch.tensor([[1, 0, 0, 0, 1, 0]] * 2 + [[0, 0, 0, 0, 0, 0]] * 3)  # cage and line joins
+    model.visual(features)
+    head.loss(joins).backward()
+    grad = head.linear.weight.grad.abs().sum(1)
+    assert (grad[-6:] > 0).all() and (grad[:-6] == 0).all()  # the join rows, after the glyphs'
     head.linear.weight.grad = None
     old = torch.nn.Linear(8, 17 + 16 + 16)
     torch.save(old.state_dict(), tmp_path / "aux_head.pt")
     assert not head.load(tmp_path / "aux_head.pt")
-    assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9 + 11
+    assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9 + 11 + 6
     torch.save(head.linear.state_dict(), tmp_path / "wide.pt")
     assert AuxHead(Model(), "cpu").load(tmp_path / "wide.pt")
 

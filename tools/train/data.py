@@ -33,6 +33,8 @@ from ...runtime.marks_map import layers_of
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ...runtime.prompts import QUESTIONS, prompt_ids, question_text
 from ...runtime.tokenizer import Tokenizer
+from ...solver.constraints.lines import Between, Palindrome, Renban, Thermo, Whisper
+from ...solver.constraints.sums import Arrow, Killer
 from ...solver.puzzle import Puzzle
 from ..render import STYLE_WEIGHTS, render
 from ..render.labels import map_answer, rules_answer
@@ -54,7 +56,16 @@ LABEL_CLASSES = (17, 16, 16, 16)  # symbol value 0 (blank) to 16; row; column; r
 # digit), 0 where no digit is. Why: the clue drill alone did not teach the vision tower to say which digits a crop
 # shows (run 19 answered 10 or 0 whatever it showed), as the answers alone did not teach it a cell's (runs 1-3).
 GLYPH_CLASSES = 11
-LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS) + 1
+# Which neighbours each cell is joined to, as the marks maps write it: the same killer cage on its right and below
+# (the K/H/V/X codes), and a line of any kind going on to its right, down-left, below or down-right neighbour (a
+# line's steps, its direction left out). Why: the marking bits say a cell is in a cage or on a line, which is every
+# cell of a full killer grid, and run 21 drew none of the by-kind killer maps right (0 of 6), the cages' shapes
+# being wrong and not only their sums; the read-out is what taught the vision tower digits and clue numbers.
+JOINS = ("cage_right", "cage_down", "line_right", "line_down_left", "line_down", "line_down_right")
+_JOIN_STEPS = {(0, 1): 2, (1, -1): 3, (1, 0): 4, (1, 1): 5}  # a forward step -> its JOINS index
+# Label columns: LABEL_CLASSES, the MARKINGS bits, the JOINS bits, and the clue crops' glyph last (GLYPH_COLUMN).
+LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS) + len(JOINS) + 1
+GLYPH_COLUMN = LABEL_COLUMNS - 1
 MAX_ANSWER_TOKENS = 600  # longer rules answers than this are not drawn (the runtime caps at 512 by default)
 
 CELL_QUESTION = "What is in {ref}? Answer with the digit, or '.' if the cell is empty."
@@ -113,6 +124,7 @@ CLUE_KINDS = "killer,sandwich,little_killer"
 
 #: The marks-map layers the rendered puzzles train (runtime/marks_map.py; the generator draws no palindrome or
 #: between lines), which a model trained with marks-map questions declares.
+LINES = (Thermo, Whisper, Renban, Palindrome, Between)  # the line rules with a .line (Arrow has a bulb and a shaft)
 TRAINED_LAYERS = ("regions", "killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even",
                   "outside")
 
@@ -402,8 +414,9 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
     givens = np.asarray(puzzle.givens, dtype=np.int64)
     regions = np.asarray(puzzle.regions, dtype=np.int64)
     marks = marking_bits(puzzle)
+    joins = join_bits(puzzle)
     out = np.concatenate([np.stack([givens[row, col], row, col, regions[row, col] - regions.min()], axis=1),
-                          marks[row, col], np.full((len(row), 1), IGNORE)], axis=1)
+                          marks[row, col], joins[row, col], np.full((len(row), 1), IGNORE)], axis=1)
     out[~inside] = IGNORE
     return out
 
@@ -412,10 +425,10 @@ def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point],
                  glyphs: Sequence[tuple[str, Sequence[float]]], token_px: int) -> np.ndarray:
     """Per merged token of a clue crop (cut through ``corners``, the grid's true corners being ``true_corners``):
     1 + the digit of the clue's glyph covering most of the token (a quarter of the token or of the glyph at least),
-    0 for none, in the last label column (GLYPH_CLASSES); IGNORE in the others."""
+    0 for none, in the last label column (GLYPH_COLUMN, GLYPH_CLASSES); IGNORE in the others."""
     tokens = crops.size // token_px
     out = np.full((tokens * tokens, LABEL_COLUMNS), IGNORE, dtype=np.int64)
-    out[:, -1] = 0
+    out[:, GLYPH_COLUMN] = 0
     unit_to_picture = perspective_coefficients(UNIT_SQUARE, true_corners)
     picture_to_crop = perspective_coefficients(crops.source(corners, n, clue), crops.square)
     best = np.zeros(tokens * tokens)
@@ -429,7 +442,7 @@ def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point],
         overlap = np.outer(high, wide).ravel()  # raster order of the tokens
         enough = overlap >= 0.25 * min(token_px * token_px, max(1e-6, (gx1 - gx0) * (gy1 - gy0)))
         take = enough & (overlap > best)
-        out[take, -1] = 1 + int(ch)
+        out[take, GLYPH_COLUMN] = 1 + int(ch)
         best[take] = overlap[take]
     return out
 
@@ -446,6 +459,34 @@ def marking_bits(puzzle: Puzzle) -> np.ndarray:
         cells = [cell for group in con.groups(puzzle) for cell in group] if rule == "diagonal" else con.cells()
         for r, c in cells:
             bits[r, c, k] = 1
+    return bits
+
+
+def join_bits(puzzle: Puzzle) -> np.ndarray:
+    """(n, n, len(JOINS)) 0/1: the neighbours each cell shares a killer cage or a line with (JOINS). A join is
+    labelled at the cell that comes first in reading order, as a map row writes a cage's H and V there; a line's
+    consecutive cells only (an arrow's bulb to its shaft's first cell, then along the shaft)."""
+    n = puzzle.size
+    bits = np.zeros((n, n, len(JOINS)), dtype=np.int64)
+    for con in puzzle.constraints:
+        if isinstance(con, Killer):
+            cage = set(con.cage)
+            for r, c in cage:
+                bits[r, c, 0] = (r, c + 1) in cage
+                bits[r, c, 1] = (r + 1, c) in cage
+            continue
+        if isinstance(con, Arrow):
+            path = [con.bulb[-1], *con.shaft] if con.shaft else []
+        elif isinstance(con, LINES):
+            path = list(con.line)
+        else:
+            continue
+        for a, b in zip(path, path[1:]):
+            if b < a:
+                a, b = b, a
+            step = _JOIN_STEPS.get((b[0] - a[0], b[1] - a[1]))
+            if step is not None:  # (a two-cell bulb's shaft may start beside its first cell: no join then)
+                bits[a[0], a[1], step] = 1
     return bits
 
 

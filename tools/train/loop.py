@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from .data import GLYPH_CLASSES, IGNORE, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TRAINED_LAYERS, Mix, SampleMaker, collate
+from .data import GLYPH_CLASSES, GLYPH_COLUMN, IGNORE, JOINS, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TRAINED_LAYERS, Mix, SampleMaker, collate
 
 
 class _Indexed:
@@ -129,6 +129,7 @@ class AuxHead:
     CLASSES = LABEL_CLASSES
     BITS = len(MARKINGS)
     GLYPHS = GLYPH_CLASSES  # after the bits (so a head saved before them loads row for row): clue crops' digits
+    JOINS = len(JOINS)  # after the glyphs, for the same reason: the cage and line joins of the cell (data.JOINS)
     WEIGHT = 0.5
     MAX_POS_WEIGHT = 30.0
 
@@ -136,7 +137,7 @@ class AuxHead:
         import torch
 
         hidden = model.config.vision_config.hidden_size
-        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS + self.GLYPHS).to(device)
+        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS + self.GLYPHS + self.JOINS).to(device)
         self.features = None
         visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
         visual.register_forward_hook(self._keep)
@@ -167,12 +168,17 @@ class AuxHead:
         parts = [F.cross_entropy(lg, labels[:, i], ignore_index=IGNORE) for i, lg in enumerate(logits)
                  if (labels[:, i] >= 0).any()]
         classes = sum(self.CLASSES)
-        bits = labels[:, len(self.CLASSES):len(self.CLASSES) + self.BITS]
+        first = len(self.CLASSES)
+        bits = labels[:, first:first + self.BITS]
         if (bits >= 0).any():
             parts.append(self.marking_loss(out[:, classes:classes + self.BITS], bits))
-        glyphs = labels[:, -1]
+        joins = labels[:, first + self.BITS:first + self.BITS + self.JOINS]
+        if (joins >= 0).any():  # weighed as the markings are: a join is as rare across a batch as a cage or line
+            parts.append(self.marking_loss(out[:, classes + self.BITS + self.GLYPHS:], joins))
+        glyphs = labels[:, GLYPH_COLUMN]
         if (glyphs >= 0).any():  # a part of its own: a batch's few crop tokens would be lost among its grid views'
-            parts.append(F.cross_entropy(out[:, classes + self.BITS:], glyphs, ignore_index=IGNORE))
+            parts.append(F.cross_entropy(out[:, classes + self.BITS:classes + self.BITS + self.GLYPHS], glyphs,
+                                         ignore_index=IGNORE))
         return self.WEIGHT * sum(parts) / len(parts)
 
     @staticmethod
@@ -432,7 +438,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     if (ckpt / "aux_head.pt").exists():
         whole_head = aux.load(ckpt / "aux_head.pt")
         if not whole_head:
-            say("read-out head widened (regions, markings): its new outputs start fresh", err=True)
+            say("read-out head widened (regions, markings, clue digits or joins): its new outputs start fresh", err=True)
     params = [*model.named_parameters(), *(("aux." + n, p) for n, p in aux.linear.named_parameters())]
     decay = [p for n, p in params if p.ndim >= 2]
     no_decay = [p for n, p in params if p.ndim < 2]
