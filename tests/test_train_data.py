@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 
 from vlm_sudoku.runtime.answers import parse_digits_answer, parse_rules_answer
-from vlm_sudoku.tools.train.data import IGNORE, LABEL_COLUMNS, Mix, SampleMaker, collate
+from vlm_sudoku.tools.train.data import IGNORE, LABEL_COLUMNS, TEXT_COLUMNS, Mix, SampleMaker, collate
 from vlm_sudoku.tools.train.loop import _Indexed, lr_at
 from vlm_sudoku.tools.train.photos import VALIDATION_PHOTOS, load_photos, split
 
@@ -77,7 +79,8 @@ def test_samples_supervise_only_the_answers(tiny_qwen2_vl_dir, photo_rate: float
 
 def test_a_context_view_model_trains_on_both_images(tiny_qwen2_vl_dir, tmp_path) -> None:
     """A model folder with a context view gets samples with the whole picture then the grid view, the read-out
-    labels covering the grid view's tokens only, and the batch goes through Qwen2-VL's forward with both."""
+    labels covering the grid view's cells and the context view's rule text (TEXT_COLUMNS, where a render drew
+    some: 0/1, IGNORE in every other column of its tokens), and the batch goes through Qwen2-VL's forward with both."""
     import json
     import shutil
 
@@ -99,7 +102,9 @@ def test_a_context_view_model_trains_on_both_images(tiny_qwen2_vl_dir, tmp_path)
         tokens = [int(row.prod()) // 4 for row in s.grid_thw]
         assert s.input_ids.count(maker.tok.specials.image_pad) == sum(tokens)
         assert s.token_labels is not None and len(s.token_labels) == sum(tokens)
-        assert (s.token_labels[:tokens[0]] == IGNORE).all() and (s.token_labels[tokens[0]:] >= 0).any()
+        context = s.token_labels[:tokens[0]]
+        assert (np.delete(context, np.arange(LABEL_COLUMNS)[TEXT_COLUMNS], axis=1) == IGNORE).all()
+        assert set(np.unique(context[:, TEXT_COLUMNS])) <= {0, 1} and (s.token_labels[tokens[0]:] >= 0).any()
     if PHOTOS.is_dir():  # training photos get the whole (retaken) photo as their context view too
         photo = SampleMaker(folder, seed=5, mix=Mix(photo_rate=1.0), photos_dir=PHOTOS)(0)
         assert photo.source == "photo" and photo.grid_thw.shape == (2, 3)
@@ -148,7 +153,7 @@ def test_cell_labels_name_the_cell_under_each_token() -> None:
             region = item.puzzle.regions[r][c] - min(min(row) for row in item.puzzle.regions)
             assert tuple(grid[i, j, :4]) == (item.puzzle.givens[r][c], r, c, region)
             bits = (*marking_bits(item.puzzle)[r, c], *join_bits(item.puzzle)[r, c])
-            assert tuple(grid[i, j, 4:-1]) == bits and grid[i, j, -1] == IGNORE
+            assert tuple(grid[i, j, 4:4 + len(bits)]) == bits and (grid[i, j, 4 + len(bits):] == IGNORE).all()
 
 
 def test_marking_bits_follow_the_rules_cells() -> None:
@@ -183,6 +188,54 @@ def test_join_bits_say_which_neighbours_share_a_cage_or_a_line() -> None:
     assert on == {(0, 0, "cage_right"), (0, 1, "cage_down"),
                   (3, 3, "line_down_right"), (3, 3, "line_right"),
                   (6, 2, "line_down_left"), (7, 1, "line_down")}
+
+
+def test_text_labels_mark_the_tokens_on_each_rule_s_words() -> None:
+    """A screenshot of an anti-king puzzle (flat: the grid's corners map its whole plane): the context view's tokens
+    that carry the anti-king bit are those on the rules text, beside or under the grid and never inside it; no
+    token names a rule the puzzle does not have; and a render without rule text labels every token 0."""
+    from vlm_sudoku.runtime.grid_view import UNIT_SQUARE, apply_perspective, perspective_coefficients
+    from vlm_sudoku.runtime.preprocess import ImageSettings, preprocess
+    from vlm_sudoku.tools.render import render
+    from vlm_sudoku.tools.render.puzzles import sample_puzzle
+    from vlm_sudoku.tools.train.data import TEXT_GROUPS, text_labels
+
+    settings = ImageSettings()
+    for seed in range(40):
+        rng = random.Random(seed)
+        puzzle, _ = sample_puzzle(rng, sizes=(9,), kinds=("antiking",))
+        drawn = render(puzzle, rng, style="app")
+        if drawn.details["layout"] == "screenshot":
+            break
+    lines = drawn.details["rule_lines"]
+    assert lines and all(set(groups) <= {"antiking"} for groups, _box in lines)
+    context = drawn.image.resize((drawn.image.width // 2, drawn.image.height // 2))
+    _, grid = preprocess(context, settings)
+    labels = text_labels(drawn.image.size, grid[0], drawn.corners, lines)
+    _, gh, gw = grid[0]
+    assert labels.shape == (gh // 2 * gw // 2, LABEL_COLUMNS)
+    bits = labels[:, TEXT_COLUMNS]
+    king = TEXT_GROUPS.index("antiking")
+    assert bits[:, king].sum() >= 3 and bits.sum() == bits[:, king].sum()
+    on = np.nonzero(bits[:, king])[0]
+    x = (on % (gw // 2) + 0.5) * 28 * drawn.image.width / (gw * 14)
+    y = (on // (gw // 2) + 0.5) * 28 * drawn.image.height / (gh * 14)
+    u, v = apply_perspective(perspective_coefficients(drawn.corners, UNIT_SQUARE), x, y)
+    assert not ((u > 0.05) & (u < 0.95) & (v > 0.05) & (v < 0.95)).any()  # never well inside the grid
+    assert ((u > 1) | (v > 1)).mean() > 0.5  # the rules block is under the grid or to its right
+    blank = text_labels(drawn.image.size, grid[0], drawn.corners, [])
+    assert (blank[:, TEXT_COLUMNS] == 0).all()
+
+
+def test_a_paragraph_of_rules_gives_each_wrapped_line_the_rules_it_states() -> None:
+    from vlm_sudoku.tools.render.scene import _groups_of_lines
+
+    said = [(None, "Normal sudoku rules apply."), ("antiking", "Diagonally touching cells cannot contain the same digit."),
+            ("thermo", "Digits along a thermometer increase from the bulb end.")]
+    wrapped = ["Normal sudoku rules apply. Diagonally", "touching cells cannot contain", "the same digit. Digits along",
+               "a thermometer increase from the", "bulb end."]
+    assert _groups_of_lines(said, wrapped) == [("antiking",), ("antiking",), ("antiking", "thermo"), ("thermo",),
+                                               ("thermo",)]
 
 
 def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> None:
@@ -227,12 +280,21 @@ def test_read_out_head_learns_markings_and_widens_an_older_head(tmp_path) -> Non
     model.visual(features)
     head.loss(joins).backward()
     grad = head.linear.weight.grad.abs().sum(1)
-    assert (grad[-6:] > 0).all() and (grad[:-6] == 0).all()  # the join rows, after the glyphs'
+    join_rows = slice(49 + 16 + 9 + 11, 49 + 16 + 9 + 11 + 6)
+    assert (grad[join_rows] > 0).all() and (grad[:join_rows.start] == 0).all() and (grad[join_rows.stop:] == 0).all()
+    head.linear.weight.grad = None
+    text = torch.full((5, LABEL_COLUMNS), IGNORE)
+    text[:, TEXT_COLUMNS] = 0
+    text[1, TEXT_COLUMNS.start + 16] = 1  # a context view's token on the words of one rule
+    model.visual(features)
+    head.loss(text).backward()
+    grad = head.linear.weight.grad.abs().sum(1)
+    assert (grad[-22:] > 0).all() and (grad[:-22] == 0).all()  # the text rows, last
     head.linear.weight.grad = None
     old = torch.nn.Linear(8, 17 + 16 + 16)
     torch.save(old.state_dict(), tmp_path / "aux_head.pt")
     assert not head.load(tmp_path / "aux_head.pt")
-    assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9 + 11 + 6
+    assert torch.equal(head.linear.weight[:49], old.weight) and head.linear.weight.shape[0] == 49 + 16 + 9 + 11 + 6 + 22
     torch.save(head.linear.state_dict(), tmp_path / "wide.pt")
     assert AuxHead(Model(), "cpu").load(tmp_path / "wide.pt")
 
@@ -332,9 +394,9 @@ def test_the_few_clues_curriculum_asks_for_puzzles_with_one_or_two_of_each_marki
     plain = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="killer,thermo,arrow"), photos_dir=None)
     counts = []
     for attempt in range(6):
-        _images, puzzle, _labels, _title, _located = few._puzzle_image(random.Random(attempt), easy=False)
+        _images, puzzle, _labels, _title, _located, _lines = few._puzzle_image(random.Random(attempt), easy=False)
         counts.append(Counter(c.rule for c in puzzle.constraints))
-        _images, whole, _labels, _title, _located = plain._puzzle_image(random.Random(attempt), easy=False)
+        _images, whole, _labels, _title, _located, _lines = plain._puzzle_image(random.Random(attempt), easy=False)
         assert set(puzzle.constraints) <= set(whole.constraints)  # the same puzzle drawn, then cut
     assert all(n <= 2 for c in counts for n in c.values()) and any(counts)
 

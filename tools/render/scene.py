@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -49,6 +49,10 @@ class Canvas:
         self.draw = ImageDraw.Draw(self.img)
         self.box = (box[0], box[1], box[0] + w / scale, box[1] + h / scale)
         self.camera: Camera | None = None  # units -> photo pixels, for culling what the photo cannot show
+        # what the vision read-out is taught about the words (train/data.py text_labels), in canvas pixels: the grid's
+        # top-left and side, and each line of text that names rules, with the rule groups it names
+        self.grid_px: tuple[float, float, float] | None = None
+        self.rule_lines: list[tuple[tuple[str, ...], Box]] = []
 
     def rows_in_view(self, x0: float, x1: float, ys: list[float], height: float) -> list[bool]:
         """Which text rows (x0..x1, y..y+height) the camera sees; all of those on the canvas without a camera."""
@@ -91,13 +95,30 @@ class Canvas:
         flat = [v for p in pts for v in self.px(*p)]
         self.draw.line(flat, fill=fill, width=max(1, int(round(width * self.scale))))
 
-    def text(self, x: float, y: float, s: str, font: Font, size: float, fill: RGB, anchor: str = "la") -> None:
+    def text(self, x: float, y: float, s: str, font: Font, size: float, fill: RGB, anchor: str = "la",
+             groups: Sequence[str] = ()) -> None:
+        """``groups``: the rule groups the words name (text.TEXT_GROUPS), noted with where they are drawn."""
         px = size * self.scale
-        if px < 3:  # too small to rasterise: a grey smudge is what a camera sees
+        if px < 3:  # too small to rasterise: a grey smudge is what a camera sees (and no words to learn)
             w = text_width(font, s, size)
             self.rect((x, y + size * 0.25, x + w, y + size * 0.75), fill=_mix(fill, (200, 200, 200), 0.5))
             return
         self.draw.text(self.px(x, y), s, font=font.get(px), fill=fill, anchor=anchor)
+        if groups:
+            w = text_width(font, s, size)
+            x0 = x - {"l": 0.0, "m": 0.5, "r": 1.0}[anchor[0]] * w
+            y0 = y - {"a": 0.0, "t": 0.0, "m": 0.5, "s": 0.8, "b": 1.0, "d": 1.0}[anchor[1]] * size
+            (a, b), (c, d) = self.px(x0, y0), self.px(x0 + w, y0 + size)
+            self.rule_lines.append((tuple(groups), (a, b, c, d)))
+
+    def rule_lines_in_grid(self) -> list[tuple[tuple[str, ...], Box]]:
+        """The noted lines of rule text with their boxes in the grid's unit square (the grid's side is 1), the frame
+        a camera's perspective maps through the grid's corners; empty without a grid drawn."""
+        if self.grid_px is None:
+            return []
+        gx, gy, side = self.grid_px
+        return [(groups, ((a - gx) / side, (b - gy) / side, (c - gx) / side, (d - gy) / side))
+                for groups, (a, b, c, d) in self.rule_lines]
 
 
 def text_width(font: Font, s: str, size: float) -> float:
@@ -243,6 +264,7 @@ def _puzzle_op(plan: Plan, puzzle: Puzzle, spec: LookSpec, origin: Point, rng: r
 
     def paint(c: Canvas) -> None:
         x, y = c.px(*origin)
+        c.grid_px = (x, y, n * c.scale)
         glyphs: list = []
         draw_puzzle(c.img, x, y, puzzle, spec.at(c.scale), random.Random(seed), glyphs)
         if glyphs:  # (the same at every scale: they are in the grid's unit square)
@@ -258,15 +280,18 @@ def _puzzle_op(plan: Plan, puzzle: Puzzle, spec: LookSpec, origin: Point, rng: r
 def _rules_block(plan: Plan, puzzle: Puzzle, rng: random.Random, fonts: FontSet, x: float, y: float, width: float,
                  size: float, ink: RGB, *, required: bool, classic_text: bool = False) -> float:
     """Title and rule sentences in a column; returns its height (0 when nothing is shown)."""
+    head_groups: tuple[str, ...] = ()
     if puzzle.constraints or puzzle.box is None:
-        lines = T.sentences(puzzle, rng, visible_too=True) if (required or rng.random() < 0.8) else \
-            T.sentences(puzzle, rng, visible_too=False)
+        said = T.rule_sentences(puzzle, rng, visible_too=True) if (required or rng.random() < 0.8) else \
+            T.rule_sentences(puzzle, rng, visible_too=False)
         head = T.title(puzzle, rng)
+        head_groups = T.title_groups(puzzle)
     elif classic_text:
-        lines = [rng.choice(T.CLASSIC_INSTRUCTIONS) if puzzle.size == 9 else T.sentences(puzzle, rng)[0]]
+        said = [(None, rng.choice(T.CLASSIC_INSTRUCTIONS)) if puzzle.size == 9 else T.rule_sentences(puzzle, rng)[0]]
         head = ""
     else:
         return 0.0
+    lines = [text for _group, text in said]
     body_font = fonts.pick_where(rng, lambda f: True)
     title_font = fonts.pick_where(rng, lambda f: "Bold" in f.name or "Demi" in f.name)
     tsize = size * rng.uniform(1.2, 1.6)
@@ -275,6 +300,7 @@ def _rules_block(plan: Plan, puzzle: Puzzle, rng: random.Random, fonts: FontSet,
     wrapped: list[str] = []
     for s in lines if rng.random() < 0.5 else [" ".join(lines)]:
         wrapped += T.wrap(s, lambda t: text_width(body_font, t, size) <= width)
+    line_groups = _groups_of_lines(said, wrapped)
     lead = size * rng.uniform(1.15, 1.35)
     height = (tsize * 1.4 if head else 0) + lead * len(wrapped)
     y0 = y
@@ -282,10 +308,10 @@ def _rules_block(plan: Plan, puzzle: Puzzle, rng: random.Random, fonts: FontSet,
     def paint(c: Canvas) -> None:
         yy = y0
         if head:
-            c.text(x, yy, head, title_font, tsize, ink)
+            c.text(x, yy, head, title_font, tsize, ink, groups=head_groups)
             yy += tsize * 1.4
-        for ln in wrapped:
-            c.text(x, yy, ln, body_font, size, ink)
+        for ln, groups in zip(wrapped, line_groups):
+            c.text(x, yy, ln, body_font, size, ink, groups=groups)
             yy += lead
 
     plan.add((x, y, x + width, y + height), paint)
@@ -293,6 +319,18 @@ def _rules_block(plan: Plan, puzzle: Puzzle, rng: random.Random, fonts: FontSet,
     if head and required:  # (required text is kept in the picture: the title drill's answer, train/data.py)
         plan.details["rules_title"] = head
     return height
+
+
+def _groups_of_lines(said: Sequence[tuple[str | None, str]], wrapped: Sequence[str]) -> list[tuple[str, ...]]:
+    """The rule groups each wrapped line states: those of the sentences it has words of (wrapping keeps the
+    sentences' words in order, whether they were wrapped one by one or as one paragraph)."""
+    owner = [group for group, text in said for _word in text.split()]
+    out, k = [], 0
+    for line in wrapped:
+        words = len(line.split())
+        out.append(tuple(dict.fromkeys(g for g in owner[k:k + words] if g is not None)))
+        k += words
+    return out
 
 
 # -- filler ----------------------------------------------------------------------------------
@@ -445,9 +483,12 @@ def plan_newspaper(puzzle: Puzzle, rng: random.Random, fonts: FontSet, *, book: 
     bar = rng.random() < 0.5 and not book
     bar_colour = rng.choice(((40, 90, 170), (200, 45, 45), (230, 120, 30), (30, 30, 30)))
     hsize = rng.uniform(0.7, 1.2) * U
-    head = T.title(puzzle, rng) if (puzzle.constraints and rng.random() < 0.5) else T.headline(rng)
+    titled = bool(puzzle.constraints) and rng.random() < 0.5
+    head = T.title(puzzle, rng) if titled else T.headline(rng)
     if book:
-        head = rng.choice((f"Puzzle {rng.randint(1, 400)}", f"#{rng.randint(1, 400)}", head))
+        picked = rng.choice((f"Puzzle {rng.randint(1, 400)}", f"#{rng.randint(1, 400)}", head))
+        titled, head = titled and picked is head, picked
+    head_groups = T.title_groups(puzzle) if titled else ()
     number = T.puzzle_number(rng) if rng.random() < 0.6 else ""
     level = T.difficulty(rng) if rng.random() < 0.5 else ""
     y_head = top - hsize * 1.3 - (0.25 * U if bar else 0)
@@ -464,7 +505,7 @@ def plan_newspaper(puzzle: Puzzle, rng: random.Random, fonts: FontSet, *, book: 
     side_y = y_head - 2.4 * small if stacked else y_head - small * 0.2
 
     def paint_header(c: Canvas) -> None:
-        c.text(-ring, y_head, head, header_font, hsize, bar_colour if bar and rng_bar_text else ink)
+        c.text(-ring, y_head, head, header_font, hsize, bar_colour if bar and rng_bar_text else ink, groups=head_groups)
         if bar:
             c.rect((-ring, top - 0.22 * U, n + ring, top - 0.1 * U), fill=bar_colour)
         if number:
@@ -638,11 +679,13 @@ def plan_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> tuple[Plan, 
             c.text(0.3 * U, 0.12 * U, clock, ui_bold, 0.3 * U, ink),
             c.rect((width - 0.9 * U, 0.17 * U, width - 0.35 * U, 0.4 * U), outline=ink, width=0.03 * U))))
         y = sb
-        head = T.title(puzzle, rng) if (puzzle.constraints and rng.random() < 0.6) else rng.choice(
+        titled = bool(puzzle.constraints) and rng.random() < 0.6
+        head = T.title(puzzle, rng) if titled else rng.choice(
             ("Sudoku", "Sudoku", "Classic Sudoku", "Daily Challenge", "Sudoku Master", f"Level {rng.randint(1, 300)}"))
+        head_groups = T.title_groups(puzzle) if titled else ()
         hh = rng.uniform(0.9, 1.3) * U
-        plan_ops.append(((0, y, width, y + hh), lambda c, y=y, head=head: (
-            c.text(width / 2, y + hh / 2, head, ui_bold, 0.45 * U, ink, anchor="mm"),
+        plan_ops.append(((0, y, width, y + hh), lambda c, y=y, head=head, groups=head_groups: (
+            c.text(width / 2, y + hh / 2, head, ui_bold, 0.45 * U, ink, anchor="mm", groups=groups),
             c.text(0.3 * U, y + hh / 2, "<", ui_bold, 0.5 * U, ink, anchor="lm"))))
         y += hh
         info = [T.difficulty(rng).split(": ")[-1], f"Mistakes: {rng.randint(0, 2)}/3", f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"]
@@ -690,8 +733,11 @@ def plan_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> tuple[Plan, 
         width = n + 2 * m + side
         gx, gy = m, m + 0.8 * U
         plan_ops = []
-        head = T.title(puzzle, rng) if puzzle.constraints or rng.random() < 0.5 else "Sudoku"
-        plan_ops.append(((0, 0, width, 0.8 * U), lambda c, head=head: c.text(m, 0.15 * U, head, ui_bold, 0.45 * U, ink)))
+        titled = bool(puzzle.constraints) or rng.random() < 0.5
+        head = T.title(puzzle, rng) if titled else "Sudoku"
+        head_groups = T.title_groups(puzzle) if titled else ()
+        plan_ops.append(((0, 0, width, 0.8 * U), lambda c, head=head, groups=head_groups: c.text(
+            m, 0.15 * U, head, ui_bold, 0.45 * U, ink, groups=groups)))
         rules_box = None
         px0 = gx + n + ring + 0.5 * U
         y = gy - ring
@@ -846,7 +892,7 @@ def compose(puzzle: Puzzle, rng: random.Random, style: str, fonts: FontSet) -> S
     corners = [(x * kx, y * ky) for x, y in corners]
     details = {"layout": "scan" if scan else "photo", "effects": used, "rules_text": plan.details.get("rules_text", False),
                "rules_title": plan.details.get("rules_title"), "second_grid": bool(plan.details.get("second_grid")), "bent": cam.bend is not None,
-               "clue_glyphs": plan.details.get("clue_glyphs")}
+               "clue_glyphs": plan.details.get("clue_glyphs"), "rule_lines": canvas.rule_lines_in_grid()}
     return Scene(img, corners, spec.digit_font.name, details, jpeg_quality(rng, dmg))
 
 
@@ -882,7 +928,8 @@ def _compose_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> Scene:
     corners_shot = [(gx * sx, gy * sy), ((gx + n * scale) * sx, gy * sy), ((gx + n * scale) * sx, (gy + n * scale) * sy),
                     (gx * sx, (gy + n * scale) * sy)]
     details: dict[str, Any] = {"layout": "screenshot", "theme": plan.details["theme"], "rules_text": plan.details.get("rules_text", False),
-                               "rules_title": plan.details.get("rules_title"), "clue_glyphs": plan.details.get("clue_glyphs")}
+                               "rules_title": plan.details.get("rules_title"), "clue_glyphs": plan.details.get("clue_glyphs"),
+                               "rule_lines": canvas.rule_lines_in_grid()}
     if rng.random() < 0.25:  # a photo of the screen
         bezel = int(max(pw, ph) * rng.uniform(0.03, 0.08))
         table = rng.choice(((92, 64, 42), (120, 120, 118), (200, 200, 195)))

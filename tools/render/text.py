@@ -66,16 +66,32 @@ def title(puzzle: Puzzle, rng: random.Random) -> str:
     return name if name in ("Windoku", "Renban", "German Whispers") and rng.random() < 0.5 else f"{name} Sudoku"
 
 
+#: The rules a text names, as the vision read-out is taught them (train/data.py TEXT_GROUPS): the title groups, and
+#: the negative constraints, whose sentence ("all possible dots are given") differs from the marking's own.
+TEXT_GROUPS = (*TITLES, "kropki_negative", "xv_negative")
+
+
+def title_groups(puzzle: Puzzle) -> tuple[str, ...]:
+    """The rule groups :func:`title` names (TEXT_GROUPS)."""
+    return tuple(g for g in _groups(puzzle) if g in TITLES)
+
+
 def sentences(puzzle: Puzzle, rng: random.Random, *, visible_too: bool = True) -> list[str]:
     """Rule sentences: every unmarked rule, and (with ``visible_too``) the visible ones as well."""
+    return [text for _group, text in rule_sentences(puzzle, rng, visible_too=visible_too)]
+
+
+def rule_sentences(puzzle: Puzzle, rng: random.Random, *, visible_too: bool = True) -> list[tuple[str | None, str]]:
+    """:func:`sentences`, each with the rule group it states (TEXT_GROUPS; None for the normal rules), drawing
+    the same random numbers. Why: the vision read-out learns which rule each line of text names."""
     n = puzzle.size
     sym = puzzle.alphabet.symbols
     digits = _digits(puzzle)
-    out = [rng.choice((
+    out: list[tuple[str | None, str]] = [(None, rng.choice((
         "Normal sudoku rules apply.",
         f"Place the digits {digits} once each in every row, column and {_box_word(puzzle, rng)}.",
         f"Fill the grid so that every row, column and {_box_word(puzzle, rng)} contains the digits {digits}.",
-    ))]
+    )))]
     cons = puzzle.constraints
     rules = {c.rule for c in cons}
     white_dots = any(isinstance(c, Kropki) and c.color == "white" for c in cons)
@@ -88,77 +104,80 @@ def sentences(puzzle: Puzzle, rng: random.Random, *, visible_too: bool = True) -
         if not (visible_too or unmarked):
             continue
         if group == "jigsaw":
-            out.append(f"Each {rng.choice(('bold outlined', 'irregular', 'thick-bordered'))} region contains the digits {digits} once.")
+            border = rng.choice(('bold outlined', 'irregular', 'thick-bordered'))
+            out.append((group, f"Each {border} region contains the digits {digits} once."))
         elif group == "killer":
-            out.append(rng.choice((
+            out.append((group, rng.choice((
                 "Digits in each cage sum to the small clue in its top-left corner and do not repeat within the cage.",
                 "Cages: the digits add up to the total shown, with no repeats within a cage.",
-            )))
+            ))))
         elif group == "thermo":
-            out.append(rng.choice(("Digits along a thermometer increase from the bulb end.",
-                                   "Along each grey thermometer, digits strictly increase starting at the bulb.")))
+            out.append((group, rng.choice((
+                "Digits along a thermometer increase from the bulb end.",
+                "Along each grey thermometer, digits strictly increase starting at the bulb."))))
         elif group == "arrow":
-            out.append(rng.choice(("Digits along an arrow sum to the digit in its circle.",
-                                   "The digit in a circle equals the sum of the digits on its arrow.")))
+            out.append((group, rng.choice(("Digits along an arrow sum to the digit in its circle.",
+                                           "The digit in a circle equals the sum of the digits on its arrow."))))
         elif group == "whisper":
-            out.append(f"Adjacent digits along a green line differ by at least {gap}.")
+            out.append((group, f"Adjacent digits along a green line differ by at least {gap}."))
         elif group == "renban":
-            out.append(rng.choice(("Each purple line contains a set of consecutive digits in any order.",
-                                   "Pink lines hold non-repeating consecutive digits, in any order.")))
+            out.append((group, rng.choice(("Each purple line contains a set of consecutive digits in any order.",
+                                           "Pink lines hold non-repeating consecutive digits, in any order."))))
         elif group == "palindrome":
-            out.append("Grey lines read the same in both directions.")
+            out.append((group, "Grey lines read the same in both directions."))
         elif group == "between":
-            out.append("Digits on a line lie strictly between the digits in the circles at its ends.")
+            out.append((group, "Digits on a line lie strictly between the digits in the circles at its ends."))
         elif group == "kropki":
             if "kropki" in rules:
-                out.append("Cells joined by a white dot hold consecutive digits; cells joined by a black dot hold "
-                           "digits where one is double the other.")
+                out.append((group, "Cells joined by a white dot hold consecutive digits; cells joined by a black dot "
+                                   "hold digits where one is double the other."))
             if negative_colours == ["black", "white"]:
-                out.append(rng.choice(("All possible dots are given.", "All possible white and black dots are shown.")))
+                out.append(("kropki_negative", rng.choice(("All possible dots are given.",
+                                                           "All possible white and black dots are shown."))))
             elif negative_colours:
-                out.append(f"All possible {negative_colours[0]} dots are given.")
+                out.append(("kropki_negative", f"All possible {negative_colours[0]} dots are given."))
             elif rng.random() < 0.5:
-                out.append("Not all possible dots are given.")
+                out.append((group, "Not all possible dots are given."))
         elif group == "xv":
             if "xv" in rules:
-                out.append("Cells joined by an X sum to 10; cells joined by a V sum to 5.")
+                out.append((group, "Cells joined by an X sum to 10; cells joined by a V sum to 5."))
             if "xv_negative" in rules:
-                out.append(rng.choice(("All possible X and V are given.",
-                                       "Adjacent cells without an X or V sum to neither 5 nor 10.")))
+                out.append(("xv_negative", rng.choice(("All possible X and V are given.",
+                                                       "Adjacent cells without an X or V sum to neither 5 nor 10."))))
             elif rng.random() < 0.5:
-                out.append("Not all X and V are given.")
+                out.append((group, "Not all X and V are given."))
         elif group == "odd_even":
-            out.append("Grey circles contain odd digits; grey squares contain even digits.")
+            out.append((group, "Grey circles contain odd digits; grey squares contain even digits."))
         elif group == "little_killer":
-            out.append("Clues outside the grid give the sum of the digits along the indicated diagonal. "
-                       "Digits may repeat on a diagonal.")
+            out.append((group, "Clues outside the grid give the sum of the digits along the indicated diagonal. "
+                               "Digits may repeat on a diagonal."))
         elif group == "sandwich":
-            out.append(f"Clues outside the grid give the sum of the digits between the 1 and the {sym[-1]} "
-                       "in that row or column.")
+            out.append((group, f"Clues outside the grid give the sum of the digits between the 1 and the {sym[-1]} "
+                               "in that row or column."))
         elif group == "diagonal":
             if len(diagonals) == 2:
-                out.append(rng.choice((f"Each main diagonal also contains the digits {digits} once.",
-                                       "Digits may not repeat on either marked diagonal.")))
+                out.append((group, rng.choice((f"Each main diagonal also contains the digits {digits} once.",
+                                               "Digits may not repeat on either marked diagonal."))))
             elif isinstance(diagonals[0], DiagonalPositive):
-                out.append(f"The diagonal from bottom-left to top-right also contains the digits {digits}.")
+                out.append((group, f"The diagonal from bottom-left to top-right also contains the digits {digits}."))
             else:
-                out.append(f"The diagonal from top-left to bottom-right also contains the digits {digits}.")
+                out.append((group, f"The diagonal from top-left to bottom-right also contains the digits {digits}."))
         elif group == "windoku":
-            out.append(f"Each shaded window also contains the digits {digits} once.")
+            out.append((group, f"Each shaded window also contains the digits {digits} once."))
         elif group == "extra_region":
-            out.append("Digits do not repeat within a shaded region.")
+            out.append((group, "Digits do not repeat within a shaded region."))
         elif group == "antiknight":
-            out.append(rng.choice(("Cells a chess knight's move apart cannot contain the same digit.",
-                                   "Anti-knight: identical digits may not be a knight's move apart.")))
+            out.append((group, rng.choice(("Cells a chess knight's move apart cannot contain the same digit.",
+                                           "Anti-knight: identical digits may not be a knight's move apart."))))
         elif group == "antiking":
-            out.append(rng.choice(("Cells a chess king's move apart cannot contain the same digit.",
-                                   "Diagonally touching cells cannot contain the same digit.")))
+            out.append((group, rng.choice(("Cells a chess king's move apart cannot contain the same digit.",
+                                           "Diagonally touching cells cannot contain the same digit."))))
         elif group == "nonconsecutive":
             tail = " (except across a white dot)" if white_dots else ""
-            out.append(rng.choice(("Orthogonally adjacent cells cannot contain consecutive digits",
-                                   "Digits in cells that share an edge never differ by 1")) + tail + ".")
+            out.append((group, rng.choice(("Orthogonally adjacent cells cannot contain consecutive digits",
+                                           "Digits in cells that share an edge never differ by 1")) + tail + "."))
         elif group == "disjoint":
-            out.append("Cells in the same position of each box contain different digits.")
+            out.append((group, "Cells in the same position of each box contain different digits."))
     return out
 
 
@@ -234,4 +253,4 @@ def wrap(text: str, fits) -> list[str]:
     return lines
 
 
-__all__: Sequence[str] = ["must_explain", "sentences", "title", "wrap"]
+__all__: Sequence[str] = ["TEXT_GROUPS", "must_explain", "rule_sentences", "sentences", "title", "title_groups", "wrap"]

@@ -37,6 +37,7 @@ from ...solver.constraints.lines import Between, Palindrome, Renban, Thermo, Whi
 from ...solver.constraints.sums import Arrow, Killer
 from ...solver.puzzle import Puzzle
 from ..render import STYLE_WEIGHTS, render
+from ..render import text as T
 from ..render.labels import map_answer, rules_answer
 from ..render.puzzles import fewer_clues, parse_kinds, sample_puzzle
 from .photos import DEFAULT_DIR, Photo, augment, load_photos, retake, split
@@ -63,8 +64,15 @@ GLYPH_CLASSES = 11
 # being wrong and not only their sums; the read-out is what taught the vision tower digits and clue numbers.
 JOINS = ("cage_right", "cage_down", "line_right", "line_down_left", "line_down", "line_down_right")
 _JOIN_STEPS = {(0, 1): 2, (1, -1): 3, (1, 0): 4, (1, 1): 5}  # a forward step -> its JOINS index
-# Label columns: LABEL_CLASSES, the MARKINGS bits, the JOINS bits, and the clue crops' glyph last (GLYPH_COLUMN).
-LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS) + len(JOINS) + 1
+# The rules the words under a context view's token name (render.text.TEXT_GROUPS), where a render drew rule text. Why:
+# run 21 names the rules given in words only (anti-king, anti-knight, disjoint groups...) from priors: it reads "Anti-King"
+# as its answer to nearly every title drill, and disjoint groups as non-consecutive; the answers alone did not teach
+# the vision tower to read, as they did not teach it digits (runs 1-3) or clue numbers (run 19).
+TEXT_GROUPS = T.TEXT_GROUPS
+# Label columns: LABEL_CLASSES, the MARKINGS bits, the JOINS bits, the TEXT_GROUPS bits, and the clue crops' glyph last
+# (GLYPH_COLUMN).
+LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS) + len(JOINS) + len(TEXT_GROUPS) + 1
+TEXT_COLUMNS = slice(len(LABEL_CLASSES) + len(MARKINGS) + len(JOINS), LABEL_COLUMNS - 1)
 GLYPH_COLUMN = LABEL_COLUMNS - 1
 MAX_ANSWER_TOKENS = 600  # longer rules answers than this are not drawn (the runtime caps at 512 by default)
 
@@ -183,10 +191,12 @@ class SampleMaker:
         drawn, puzzle = self._drawn_puzzle(rng, easy)
         title = drawn.details.get("rules_title")
         glyphs = drawn.details.get("clue_glyphs") or []
+        lines = drawn.details.get("rule_lines")
         if self.view is None:
-            return [drawn.image], puzzle, None, title, (drawn.image, drawn.corners, drawn.corners, glyphs)
+            return [drawn.image], puzzle, None, title, (drawn.image, drawn.corners, drawn.corners, glyphs), lines
         image, labels, moved = self._view(drawn.image, drawn.corners, rng, puzzle)
-        return self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved, drawn.corners, glyphs)
+        return (self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved, drawn.corners, glyphs),
+                lines)
 
     def _drawn_puzzle(self, rng: random.Random, easy: bool, kinds: str | None = None):
         """A puzzle of the mix (or of ``kinds``) and its rendered picture."""
@@ -241,9 +251,9 @@ class SampleMaker:
                     puzzle = puzzle.with_givens(givens)
                 image, token_labels, _ = self._view(picture, photo.corners, rng, puzzle)
                 images = self._with_context(image, picture)
-            weights, title, located = (*mix.photo_questions, 0.0, 0.0), None, None
+            weights, title, located, lines = (*mix.photo_questions, 0.0, 0.0), None, None, None
         else:
-            images, puzzle, token_labels, title, located = self._puzzle_image(rng, easy)
+            images, puzzle, token_labels, title, located, lines = self._puzzle_image(rng, easy)
             source = "render"
             weights = (*mix.questions, mix.title, mix.clue)
         mapped = _mapped_layers(puzzle)
@@ -255,6 +265,10 @@ class SampleMaker:
             possible.add(CLUE)
         questions = _questions(rng, weights, self.mix.per_picture, possible)
         processed = [preprocess(im, self.image_settings) for im in images]
+        if lines is not None and token_labels is not None and located is not None and len(processed) == 2:
+            context = text_labels(located[0].size, processed[0][1][0], located[2], lines,
+                                  self.image_settings.patch_size, self.image_settings.merge_size)
+            token_labels = np.concatenate([context, token_labels])  # (the context view is the first image)
         return _Picture(np.concatenate([p for p, _ in processed]), np.concatenate([g for _, g in processed]),
                         [num_image_tokens(g, self.image_settings.merge_size) for _, g in processed], puzzle,
                         token_labels, source, questions, title, located, clues)
@@ -290,11 +304,12 @@ class SampleMaker:
                 return None
             ids += answer_ids
             labels += answer_ids
-        if token_labels is not None and len(token_labels) != counts[-1]:
-            token_labels = None  # the view was not the size the processor kept (never for a 448 view)
-        if token_labels is not None and len(counts) > 1:  # the context view's tokens have no cell under them
+        if token_labels is not None and len(counts) > 1 and len(token_labels) == counts[-1]:
+            # a context view without text labels (a photo's): its tokens have no cell under them
             token_labels = np.concatenate([np.full((sum(counts[:-1]), LABEL_COLUMNS), IGNORE, dtype=token_labels.dtype),
                                            token_labels])
+        if token_labels is not None and len(token_labels) != sum(counts):
+            token_labels = None  # a view was not the size the processor kept (never for a 448 view)
         return Sample(picture.pixel_values, picture.grid_thw, ids, labels, picture.source, question, token_labels)
 
     def _clue(self, picture: "_Picture", rng: random.Random) -> Sample:
@@ -416,7 +431,7 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
     marks = marking_bits(puzzle)
     joins = join_bits(puzzle)
     out = np.concatenate([np.stack([givens[row, col], row, col, regions[row, col] - regions.min()], axis=1),
-                          marks[row, col], joins[row, col], np.full((len(row), 1), IGNORE)], axis=1)
+                          marks[row, col], joins[row, col], np.full((len(row), len(TEXT_GROUPS) + 1), IGNORE)], axis=1)
     out[~inside] = IGNORE
     return out
 
@@ -444,6 +459,35 @@ def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point],
         take = enough & (overlap > best)
         out[take, GLYPH_COLUMN] = 1 + int(ch)
         best[take] = overlap[take]
+    return out
+
+
+def text_labels(picture_size: tuple[int, int], grid_thw: Sequence[int], corners: Sequence[Point],
+                lines: Sequence[tuple[Sequence[str], Sequence[float]]], patch: int = 14, merge: int = 2) -> np.ndarray:
+    """Per merged token of a context view (the whole picture as preprocessed to ``grid_thw`` patches): a TEXT_GROUPS
+    bit for each rule group named by a line of text under it, in the TEXT_COLUMNS (IGNORE in the others).
+
+    ``lines`` are the render's rule lines in the grid's unit square (render.scene Canvas.rule_lines_in_grid); they go
+    through the perspective of the grid's true ``corners``, which is exact for a flat page or screen and close for a
+    bent one. A token takes the groups of every line that one of 3 x 3 points spread over it falls in: a line of
+    text is often under half a token high in the context view."""
+    _, gh, gw = (int(v) for v in grid_thw)
+    rows, cols = gh // merge, gw // merge
+    token = patch * merge
+    out = np.full((rows * cols, LABEL_COLUMNS), IGNORE, dtype=np.int64)
+    out[:, TEXT_COLUMNS] = 0
+    if not lines:
+        return out
+    offsets = (np.array([0.2, 0.5, 0.8]) * token)
+    ys = (np.arange(rows)[:, None] * token + offsets[None, :]).ravel()
+    xs = (np.arange(cols)[:, None] * token + offsets[None, :]).ravel()
+    px, py = np.meshgrid(xs * picture_size[0] / (gw * patch), ys * picture_size[1] / (gh * patch))
+    u, v = apply_perspective(perspective_coefficients(corners, UNIT_SQUARE), px.ravel(), py.ravel())
+    u, v = u.reshape(rows, 3, cols, 3), v.reshape(rows, 3, cols, 3)
+    for groups, (x0, y0, x1, y1) in lines:
+        inside = ((u >= x0) & (u <= x1) & (v >= y0) & (v <= y1)).any(axis=(1, 3)).ravel()
+        for group in groups:
+            out[inside, TEXT_COLUMNS.start + TEXT_GROUPS.index(group)] = 1
     return out
 
 

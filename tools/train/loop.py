@@ -22,7 +22,8 @@ from pathlib import Path
 
 import click
 
-from .data import GLYPH_CLASSES, GLYPH_COLUMN, IGNORE, JOINS, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TRAINED_LAYERS, Mix, SampleMaker, collate
+from .data import (GLYPH_CLASSES, GLYPH_COLUMN, IGNORE, JOINS, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TEXT_COLUMNS,
+                   TEXT_GROUPS, TRAINED_LAYERS, Mix, SampleMaker, collate)
 
 
 class _Indexed:
@@ -130,6 +131,7 @@ class AuxHead:
     BITS = len(MARKINGS)
     GLYPHS = GLYPH_CLASSES  # after the bits (so a head saved before them loads row for row): clue crops' digits
     JOINS = len(JOINS)  # after the glyphs, for the same reason: the cage and line joins of the cell (data.JOINS)
+    TEXT = len(TEXT_GROUPS)  # last: on a context view, the rules the words under the token name (data.TEXT_GROUPS)
     WEIGHT = 0.5
     MAX_POS_WEIGHT = 30.0
 
@@ -137,7 +139,7 @@ class AuxHead:
         import torch
 
         hidden = model.config.vision_config.hidden_size
-        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS + self.GLYPHS + self.JOINS).to(device)
+        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS + self.GLYPHS + self.JOINS + self.TEXT).to(device)
         self.features = None
         visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
         visual.register_forward_hook(self._keep)
@@ -173,8 +175,12 @@ class AuxHead:
         if (bits >= 0).any():
             parts.append(self.marking_loss(out[:, classes:classes + self.BITS], bits))
         joins = labels[:, first + self.BITS:first + self.BITS + self.JOINS]
+        at = classes + self.BITS + self.GLYPHS
         if (joins >= 0).any():  # weighed as the markings are: a join is as rare across a batch as a cage or line
-            parts.append(self.marking_loss(out[:, classes + self.BITS + self.GLYPHS:], joins))
+            parts.append(self.marking_loss(out[:, at:at + self.JOINS], joins))
+        text = labels[:, TEXT_COLUMNS]
+        if (text >= 0).any():  # the same: a rule's words cover a few tokens of a few context views
+            parts.append(self.marking_loss(out[:, at + self.JOINS:], text))
         glyphs = labels[:, GLYPH_COLUMN]
         if (glyphs >= 0).any():  # a part of its own: a batch's few crop tokens would be lost among its grid views'
             parts.append(F.cross_entropy(out[:, classes + self.BITS:classes + self.BITS + self.GLYPHS], glyphs,
@@ -438,7 +444,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     if (ckpt / "aux_head.pt").exists():
         whole_head = aux.load(ckpt / "aux_head.pt")
         if not whole_head:
-            say("read-out head widened (regions, markings, clue digits or joins): its new outputs start fresh", err=True)
+            say("read-out head widened (regions, markings, clue digits, joins or rule text): its new outputs start fresh", err=True)
     params = [*model.named_parameters(), *(("aux." + n, p) for n, p in aux.linear.named_parameters())]
     decay = [p for n, p in params if p.ndim >= 2]
     no_decay = [p for n, p in params if p.ndim < 2]
