@@ -69,11 +69,12 @@ _JOIN_STEPS = {(0, 1): 2, (1, -1): 3, (1, 0): 4, (1, 1): 5}  # a forward step ->
 # as its answer to nearly every title drill, and disjoint groups as non-consecutive; the answers alone did not teach
 # the vision tower to read, as they did not teach it digits (runs 1-3) or clue numbers (run 19).
 TEXT_GROUPS = T.TEXT_GROUPS
-# Label columns: LABEL_CLASSES, the MARKINGS bits, the JOINS bits, the TEXT_GROUPS bits, and the clue crops' glyph last
-# (GLYPH_COLUMN).
-LABEL_COLUMNS = len(LABEL_CLASSES) + len(MARKINGS) + len(JOINS) + len(TEXT_GROUPS) + 1
-TEXT_COLUMNS = slice(len(LABEL_CLASSES) + len(MARKINGS) + len(JOINS), LABEL_COLUMNS - 1)
-GLYPH_COLUMN = LABEL_COLUMNS - 1
+# Label columns: LABEL_CLASSES, the MARKINGS bits, the JOINS bits, the TEXT_GROUPS bits, and the clue crops' glyph last.
+MARK_COLUMNS = slice(len(LABEL_CLASSES), len(LABEL_CLASSES) + len(MARKINGS))
+JOIN_COLUMNS = slice(MARK_COLUMNS.stop, MARK_COLUMNS.stop + len(JOINS))
+TEXT_COLUMNS = slice(JOIN_COLUMNS.stop, JOIN_COLUMNS.stop + len(TEXT_GROUPS))
+GLYPH_COLUMN = TEXT_COLUMNS.stop
+LABEL_COLUMNS = GLYPH_COLUMN + 1
 MAX_ANSWER_TOKENS = 600  # longer rules answers than this are not drawn (the runtime caps at 512 by default)
 
 CELL_QUESTION = "What is in {ref}? Answer with the digit, or '.' if the cell is empty."
@@ -130,9 +131,9 @@ class Mix:
 #: The generator's kinds whose markings print clue numbers (cage sums, sandwich and little-killer totals).
 CLUE_KINDS = "killer,sandwich,little_killer"
 
+LINES = (Thermo, Whisper, Renban, Palindrome, Between)  # the line rules with a .line (Arrow has a bulb and a shaft)
 #: The marks-map layers the rendered puzzles train (runtime/marks_map.py; the generator draws no palindrome or
 #: between lines), which a model trained with marks-map questions declares.
-LINES = (Thermo, Whisper, Renban, Palindrome, Between)  # the line rules with a .line (Arrow has a bulb and a shaft)
 TRAINED_LAYERS = ("regions", "killer", "thermo", "arrow", "whisper", "renban", "kropki", "xv", "odd_even",
                   "outside")
 

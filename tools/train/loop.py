@@ -22,8 +22,8 @@ from pathlib import Path
 
 import click
 
-from .data import (GLYPH_CLASSES, GLYPH_COLUMN, IGNORE, JOINS, LABEL_CLASSES, MARKINGS, QUESTION_KINDS, TEXT_COLUMNS,
-                   TEXT_GROUPS, TRAINED_LAYERS, Mix, SampleMaker, collate)
+from .data import (GLYPH_CLASSES, GLYPH_COLUMN, IGNORE, JOIN_COLUMNS, JOINS, LABEL_CLASSES, MARK_COLUMNS, MARKINGS,
+                   QUESTION_KINDS, TEXT_COLUMNS, TEXT_GROUPS, TRAINED_LAYERS, Mix, SampleMaker, collate)
 
 
 class _Indexed:
@@ -132,6 +132,12 @@ class AuxHead:
     GLYPHS = GLYPH_CLASSES  # after the bits (so a head saved before them loads row for row): clue crops' digits
     JOINS = len(JOINS)  # after the glyphs, for the same reason: the cage and line joins of the cell (data.JOINS)
     TEXT = len(TEXT_GROUPS)  # last: on a context view, the rules the words under the token name (data.TEXT_GROUPS)
+    # the head's rows of each part, and the label columns (data.py) each part of bits is taught from
+    MARK_ROWS = slice(sum(CLASSES), sum(CLASSES) + BITS)
+    GLYPH_ROWS = slice(MARK_ROWS.stop, MARK_ROWS.stop + GLYPHS)
+    JOIN_ROWS = slice(GLYPH_ROWS.stop, GLYPH_ROWS.stop + JOINS)
+    TEXT_ROWS = slice(JOIN_ROWS.stop, JOIN_ROWS.stop + TEXT)
+    BIT_PARTS = ((MARK_ROWS, MARK_COLUMNS), (JOIN_ROWS, JOIN_COLUMNS), (TEXT_ROWS, TEXT_COLUMNS))
     WEIGHT = 0.5
     MAX_POS_WEIGHT = 30.0
 
@@ -139,7 +145,7 @@ class AuxHead:
         import torch
 
         hidden = model.config.vision_config.hidden_size
-        self.linear = torch.nn.Linear(hidden, sum(self.CLASSES) + self.BITS + self.GLYPHS + self.JOINS + self.TEXT).to(device)
+        self.linear = torch.nn.Linear(hidden, self.TEXT_ROWS.stop).to(device)
         self.features = None
         visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
         visual.register_forward_hook(self._keep)
@@ -169,22 +175,15 @@ class AuxHead:
         logits = out[:, :sum(self.CLASSES)].split(self.CLASSES, dim=-1)
         parts = [F.cross_entropy(lg, labels[:, i], ignore_index=IGNORE) for i, lg in enumerate(logits)
                  if (labels[:, i] >= 0).any()]
-        classes = sum(self.CLASSES)
-        first = len(self.CLASSES)
-        bits = labels[:, first:first + self.BITS]
-        if (bits >= 0).any():
-            parts.append(self.marking_loss(out[:, classes:classes + self.BITS], bits))
-        joins = labels[:, first + self.BITS:first + self.BITS + self.JOINS]
-        at = classes + self.BITS + self.GLYPHS
-        if (joins >= 0).any():  # weighed as the markings are: a join is as rare across a batch as a cage or line
-            parts.append(self.marking_loss(out[:, at:at + self.JOINS], joins))
-        text = labels[:, TEXT_COLUMNS]
-        if (text >= 0).any():  # the same: a rule's words cover a few tokens of a few context views
-            parts.append(self.marking_loss(out[:, at + self.JOINS:], text))
+        # the markings, joins and rule text, each weighed as marking_loss says: a cage's join or a rule's words
+        # are as rare across a batch as a marking (the text on a few tokens of a few context views)
+        for rows, columns in self.BIT_PARTS:
+            bits = labels[:, columns]
+            if (bits >= 0).any():
+                parts.append(self.marking_loss(out[:, rows], bits))
         glyphs = labels[:, GLYPH_COLUMN]
         if (glyphs >= 0).any():  # a part of its own: a batch's few crop tokens would be lost among its grid views'
-            parts.append(F.cross_entropy(out[:, classes + self.BITS:classes + self.BITS + self.GLYPHS], glyphs,
-                                         ignore_index=IGNORE))
+            parts.append(F.cross_entropy(out[:, self.GLYPH_ROWS], glyphs, ignore_index=IGNORE))
         return self.WEIGHT * sum(parts) / len(parts)
 
     @staticmethod
@@ -444,7 +443,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     if (ckpt / "aux_head.pt").exists():
         whole_head = aux.load(ckpt / "aux_head.pt")
         if not whole_head:
-            say("read-out head widened (regions, markings, clue digits, joins or rule text): its new outputs start fresh", err=True)
+            say("read-out head widened (regions, markings, clue digits, joins or rule text): its new outputs start "
+                "fresh", err=True)
     params = [*model.named_parameters(), *(("aux." + n, p) for n, p in aux.linear.named_parameters())]
     decay = [p for n, p in params if p.ndim >= 2]
     no_decay = [p for n, p in params if p.ndim < 2]

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .data import GLYPH_CLASSES, JOINS, LABEL_CLASSES, MARKINGS, TEXT_GROUPS, Mix, SampleMaker
+from .data import JOINS, MARKINGS, TEXT_GROUPS, Mix, SampleMaker
 
 SEED = 987_654  # no run has trained on it (runs take seeds 1-99)
 
@@ -52,8 +52,8 @@ def measure(ckpt: Path, base: Path, samples: int, kinds: str) -> dict[str, dict]
     head.load(ckpt / "aux_head.pt")
     trained = torch.load(ckpt / "aux_head.pt", map_location="cpu")["weight"].shape[0]  # (an older head: fewer rows)
     maker = SampleMaker(base, seed=SEED, mix=Mix(photo_rate=0.0, kinds=kinds, per_picture=1), photos_dir=None)
-    first = len(LABEL_CLASSES)
-    classes = sum(LABEL_CLASSES)
+    rows = np.concatenate([np.arange(r.start, r.stop) for r, _columns in head.BIT_PARTS])
+    columns = np.concatenate([np.arange(c.start, c.stop) for _rows, c in head.BIT_PARTS])
     scores, labels = [], []
     with torch.no_grad(), click.progressbar(range(samples), label="samples", file=sys.stderr) as bar:
         for i in bar:
@@ -61,21 +61,16 @@ def measure(ckpt: Path, base: Path, samples: int, kinds: str) -> dict[str, dict]
             if s.token_labels is None:
                 continue
             model.model.visual(torch.from_numpy(s.pixel_values), grid_thw=torch.from_numpy(s.grid_thw))
-            out = head.linear(head.features.float()).numpy()
+            scores.append(head.linear(head.features.float()).numpy()[:, rows])
             head.features = None
-            bits = out[:, classes:classes + head.BITS]
-            rest = out[:, classes + head.BITS + GLYPH_CLASSES:]
-            scores.append(np.concatenate([bits, rest], axis=1))
-            labels.append(np.concatenate([s.token_labels[:, first:first + head.BITS],
-                                          s.token_labels[:, first + head.BITS:-1]], axis=1))
+            labels.append(s.token_labels[:, columns])
     score, label = np.concatenate(scores), np.concatenate(labels)
-    rows = [classes + k for k in range(head.BITS)] + [classes + head.BITS + GLYPH_CLASSES + k
-                                                      for k in range(head.JOINS + head.TEXT)]
     out: dict[str, dict] = {}
     for k, (name, row) in enumerate(zip(bit_names(), rows)):
         known = label[:, k] >= 0
-        ap = average_precision(score[known, k], label[known, k] == 1) if row < trained else None
-        out[name] = {"ap": ap, "trained": row < trained, "positives": int((label[known, k] == 1).sum()),
+        was_trained = bool(row < trained)
+        ap = average_precision(score[known, k], label[known, k] == 1) if was_trained else None
+        out[name] = {"ap": ap, "trained": was_trained, "positives": int((label[known, k] == 1).sum()),
                      "tokens": int(known.sum())}
     return out
 
