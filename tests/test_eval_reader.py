@@ -54,6 +54,24 @@ def test_rule_types_count_apart_from_the_cells_and_per_kind() -> None:
     assert first == {VARIANT_KINDS[0]} and {c.rule for c in items[1].puzzle.constraints} == {VARIANT_KINDS[1]}
 
 
+def test_rules_given_in_words_only_are_tallied_as_read() -> None:
+    """Each reading of a puzzle with a rule given in words only, or naming one, is counted under (the truth's such
+    rules, the reading's): anti-king read as anti-knight, as itself, as nothing, or not readable; a kropki puzzle
+    read with anti-king added counts too, and one read right does not."""
+    antiking, kropki = parse_rules_answer(ANTIKING), parse_rules_answer(KROPKI)
+    score = Score()
+    blank = Image.new("RGB", (8, 8))
+    readings = [(antiking, ANTIKING.replace("antiking", "antiknight")), (antiking, ANTIKING),
+                (antiking, '{"size":4,"rules":[]}'), (antiking, "not json"), (kropki, KROPKI),
+                (kropki, KROPKI.replace('"rules":[', '"rules":[{"type":"antiking"},'))]
+    for truth, read in readings:
+        score_item(Item("x", blank, truth), {"rules": read, "digits": digits_answer(truth)}, score)
+    row = score.row("rendered-by-kind")
+    assert row["words_only"] == {"antiking -> antiking": 1, "antiking -> antiknight": 1, "antiking -> none": 1,
+                                 "antiking -> unreadable": 1, "none -> antiking": 1}
+    assert "| antiking | antiknight | 1 |" in table([row])
+
+
 def test_marked_cells_count_places_apart_from_kinds_and_counts() -> None:
     """A thermometer read in its place scores F1 1 against the truth and 0 against the truth turned half round;
     one read of the right length elsewhere scores 0 against the truth; half its cells right, 0.5. A puzzle with

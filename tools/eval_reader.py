@@ -47,7 +47,7 @@ from ..runtime.answers import parse_digits_answer, parse_rules_answer
 from ..runtime.clue_crops import clue_answer, clues_of
 from ..runtime.grid_view import ZOOMS
 from ..runtime.marks_map import map_is_right, map_text, maps_in, rules_with_maps
-from ..runtime.rules_check import RulesCheck
+from ..runtime.rules_check import WORDS_ONLY, RulesCheck
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -82,6 +82,9 @@ class Score:
     marked_f1: float = 0.0  # sum over those of the F1 of the read (rule, cell) pairs against the truth's ...
     marked_f1_rotated: float = 0.0  # ... and against the truth turned half round: the same kinds and counts elsewhere
     by_kind: dict = field(default_factory=dict)  # kinds -> [puzzles, types right, exact]
+    # the rules given in words only (rules_check.WORDS_ONLY) a truth has -> those the reading names, where either has
+    # one: whether they are read from the words or named from priors (a truth's rule read as another)
+    words: Counter = field(default_factory=Counter)
     # models that declare a marks map (runtime/marks_map.py): the rules answer's own rules, without the maps ...
     rules_exact_json: int = 0
     rules_types_json: int = 0
@@ -141,6 +144,7 @@ class Score:
             "rules_types_without_maps": (self.rules_types_json / self.rules_checked
                                          if self.by_layer and self.rules_checked else None),
             "maps_by_layer": {k: {"maps": n, "exact": e / n} for k, (n, e) in sorted(self.by_layer.items())},
+            "words_only": {f"{t} -> {r}": k for (t, r), k in sorted(self.words.items())},
             "unreadable": self.unreadable,
             "top_confusions": [f"{t}->{r} x{k}" for (t, r), k in self.confusion.most_common(8)],
             "seconds_per_image": self.seconds / images,
@@ -227,6 +231,9 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
             score.marked_f1_rotated += f1(got, {(rule, (n - 1 - r, n - 1 - c)) for rule, (r, c) in truth_marked})
         score.rules_exact += same
         score.rules_types += types
+        said, read_said = words_only(truth), words_only(read_rules) if read_rules is not None else "unreadable"
+        if said != "none" or read_said != "none":
+            score.words[(said, read_said)] += 1
         from .render.puzzles import kinds_of
 
         tally = score.by_kind.setdefault("+".join(kinds_of(truth)) or "classic", [0, 0, 0])
@@ -236,6 +243,12 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         if rules_drawn(truth):
             score.rules_drawn += 1
             score.rules_drawn_exact += same
+
+
+def words_only(puzzle: Puzzle) -> str:
+    """The rules a puzzle gives in words only (WORDS_ONLY), '+'-joined in that order, or 'none'."""
+    rules = {c.rule for c in puzzle.constraints}
+    return "+".join(w for w in WORDS_ONLY if w in rules) or "none"
 
 
 def score_clues(reading: Any, truth: Puzzle, score: Score) -> None:
@@ -488,6 +501,11 @@ def table(rows: list[dict]) -> str:
             lines += ["", f"{r['set']}: clue crops: {c['crop_right']} of {c['asked']} printed numbers read right "
                           f"(the maps' own: {c['map_right']}); rules exact {c['rules_exact']} of {c['readings']} "
                           f"readings with a crop ({c['rules_exact_without_crops']} without the crops)"]
+    for r in rows:
+        if r.get("words_only"):
+            lines += ["", f"{r['set']}: rules given in words only, as read", "", "| in the picture | read as | images |",
+                      "|---|---|---:|"]
+            lines += [f"| {pair.split(' -> ')[0]} | {pair.split(' -> ')[1]} | {k} |" for pair, k in r["words_only"].items()]
     for r in rows:
         if r["set"] == "rendered-by-kind" and r["rules_by_kind"]:
             lines += ["", f"{r['set']}: rules per kind", "", "| kinds | images | rule types right | rules exact |",
