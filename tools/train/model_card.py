@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
-from typing import Any
 
 from ..eval_reader import SET_NOTES
 from . import recipe
@@ -20,11 +20,10 @@ ATTRIBUTION = (
 
 
 def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[dict[str, Any]] | None = None) -> str:
+    from ...runtime.clue_crops import CONFIG_KEY as CLUE_KEY, load_clue_crops
     from ...runtime.grid_view import CONFIG_KEY, load_grid_view
     from ...runtime.marks_map import CONFIG_KEY as MAP_KEY, load_layers
     from ...runtime.model_config import ModelConfig
-
-    from ...runtime.clue_crops import CONFIG_KEY as CLUE_KEY, load_clue_crops
 
     cfg = ModelConfig.from_folder(model_dir)
     layers = load_layers(model_dir)
