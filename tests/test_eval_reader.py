@@ -197,3 +197,28 @@ def test_readings_with_marks_maps_are_scored_with_them_and_without() -> None:
     assert (row["rules_types"], row["rules_types_without_maps"]) == (5 / 5, 5 / 5)
     assert row["maps_by_layer"] == {"thermo": {"maps": 4, "exact": 1 / 4}}
     assert "| thermo | 4 | 25% |" in table([row])
+
+
+def test_grids_read_exactly_are_also_counted_by_the_size_of_their_cells() -> None:
+    """Each rendered image counts under the bin of its grid's cell size in the picture (the narrowest side over
+    the size), read exactly or not; images with no known grid (the photos) count in no bin."""
+    from vlm_sudoku.solver.grid_text import parse_grid
+    from vlm_sudoku.tools.eval_reader import cell_px_bin, grid_cell_px, rendered_items
+
+    assert [cell_px_bin(px) for px in (5, 19.9, 20, 35, 40, 300)] == ["<20", "<20", "20-30", "30-40", ">=40", ">=40"]
+    # a 4x4 grid 100 px wide but foreshortened to 60 px at its right side
+    assert grid_cell_px(((0, 0), (100, 20), (100, 80), (0, 100)), 4) == 15.0
+    truth = parse_grid("1234341221434321")
+    score = Score()
+    blank = Image.new("RGB", (8, 8))
+    for px, digits in [(12, "1234\n3412\n2143\n4321"), (15, "1234\n3412\n2143\n4331"), (50, "1234\n3412\n2143\n4321"),
+                       (None, "1234\n3412\n2143\n4331"), (25, "12")]:
+        score_item(Item("x", blank, truth, check_rules=False, cell_px=px), {"digits": digits}, score)
+    row = score.row("set")
+    assert row["grid_exact_by_cell_px"] == {"<20": {"images": 2, "grid_exact": 0.5},
+                                            "20-30": {"images": 1, "grid_exact": 0.0},
+                                            ">=40": {"images": 1, "grid_exact": 1.0}}
+    assert "<20 px 1 of 2, 20-30 px 0 of 1, >=40 px 1 of 1" in table([row])
+    # a render's size is its true grid's, as drawn
+    item = next(rendered_items("classic", 1, (9,)))
+    assert item.cell_px is not None and 5 < item.cell_px < max(item.image.size) / 9

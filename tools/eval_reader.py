@@ -25,12 +25,15 @@ cells: a model that has not learnt to see a marking guesses its type, one that s
 it but misplaces it gets the type right. The rendered-by-kind set draws 9x9 puzzles of
 one variant kind each, in turn, and reports both per kind (rules_by_kind); rendered-few-clues
 draws them with 1-2 clues of one marking kind. marked_cells_f1 scores where the rules read sit
-(the (rule, cell) pairs), beside the same score against the truth turned half round.
+(the (rule, cell) pairs), beside the same score against the truth turned half round. The rendered sets also
+count grid-exact by how large the grid's cells are in the picture (grid_exact_by_cell_px): the renders go down
+to a few pixels a cell, and a rate over all of them does not say whether the misreads are the small ones.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -65,6 +68,24 @@ class Item:
     image: Image.Image
     puzzle: Puzzle  # the truth: givens + rules
     check_rules: bool = True
+    cell_px: float | None = None  # the true grid's shortest side over its size, in the picture's pixels
+
+
+#: Upper bounds (pixels a cell, exclusive) of grid_exact_by_cell_px's bins; the last bin has none.
+CELL_PX_BINS = (20, 30, 40)
+CELL_PX_LABELS = (f"<{CELL_PX_BINS[0]}", *(f"{a}-{b}" for a, b in zip(CELL_PX_BINS, CELL_PX_BINS[1:])),
+                  f">={CELL_PX_BINS[-1]}")
+
+
+def cell_px_bin(cell_px: float) -> str:
+    """The label of the bin a cell size falls in: '<20', '20-30', '30-40', '>=40'."""
+    return CELL_PX_LABELS[sum(cell_px >= high for high in CELL_PX_BINS)]
+
+
+def grid_cell_px(corners: tuple, size: int) -> float:
+    """The shortest side of a grid (corners TL, TR, BR, BL) over its size: a tilted or foreshortened grid is
+    as hard to read as its narrowest cells."""
+    return min(math.dist(corners[i], corners[(i + 1) % 4]) for i in range(4)) / size
 
 
 @dataclass
@@ -82,6 +103,7 @@ class Score:
     marked_f1: float = 0.0  # sum over those of the F1 of the read (rule, cell) pairs against the truth's ...
     marked_f1_rotated: float = 0.0  # ... and against the truth turned half round: the same kinds and counts elsewhere
     by_kind: dict = field(default_factory=dict)  # kinds -> [puzzles, types right, exact]
+    by_cell_px: dict = field(default_factory=dict)  # cell_px_bin -> [images, grid exact as read]
     # the rules given in words only (rules_check.WORDS_ONLY) a truth has -> those the reading names, where either has
     # one: whether they are read from the words or named from priors (a truth's rule read as another)
     words: Counter = field(default_factory=Counter)
@@ -139,6 +161,9 @@ class Score:
             "marked_cells_f1_rotated": self.marked_f1_rotated / self.marked if self.marked else None,
             "rules_by_kind": {k: {"images": n, "types": t / n, "exact": e / n}
                               for k, (n, t, e) in sorted(self.by_kind.items())},
+            "grid_exact_by_cell_px": {k: {"images": self.by_cell_px[k][0],
+                                          "grid_exact": self.by_cell_px[k][1] / self.by_cell_px[k][0]}
+                                      for k in CELL_PX_LABELS if k in self.by_cell_px},
             "rules_exact_without_maps": (self.rules_exact_json / self.rules_checked
                                          if self.by_layer and self.rules_checked else None),
             "rules_types_without_maps": (self.rules_types_json / self.rules_checked
@@ -183,10 +208,12 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
             score.unreadable += 1
             score.misread.append({"image": item.name, "unreadable": str(exc)})
     score.cells += n * n
+    exact = False
     if read is not None:
         right = sum(read[r][c] == truth.givens[r][c] for r in range(n) for c in range(n))
         score.cells_right += right
-        score.grid_exact += right == n * n
+        exact = right == n * n
+        score.grid_exact += exact
         wrong = [(r, c) for r in range(n) for c in range(n) if read[r][c] != truth.givens[r][c]]
         for r, c in wrong:
             score.confusion[(sym(truth.givens[r][c]), sym(read[r][c]))] += 1
@@ -200,6 +227,10 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         if checked is not None and checked != read:
             score.corrected += 1
             score.corrected_wrong += right != n * n
+    if item.cell_px is not None:
+        tally = score.by_cell_px.setdefault(cell_px_bin(item.cell_px), [0, 0])
+        tally[0] += 1
+        tally[1] += exact
     if item.check_rules and "rules" in answers:
         score.rules_checked += 1
         read_rules = json_rules = None
@@ -337,7 +368,7 @@ def rendered_items(kinds: str, count: int, sizes: tuple[int, ...]) -> Iterator[I
 
     for i in range(count):
         r = sample(EVAL_SEED_BASE + i, sizes=sizes, kinds=kinds)
-        yield Item(f"seed{EVAL_SEED_BASE + i}", r.image, r.puzzle)
+        yield Item(f"seed{EVAL_SEED_BASE + i}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, r.puzzle.size))
 
 
 def by_kind_items(count: int) -> Iterator[Item]:
@@ -348,7 +379,7 @@ def by_kind_items(count: int) -> Iterator[Item]:
     for i in range(count):
         seed = EVAL_SEED_BASE + 10**6 + i
         r = sample(seed, sizes=(9,), kinds=kinds[i % len(kinds)])
-        yield Item(f"seed{seed}", r.image, r.puzzle)
+        yield Item(f"seed{seed}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, 9))
 
 
 def few_clue_items(count: int) -> Iterator[Item]:
@@ -367,7 +398,8 @@ def few_clue_items(count: int) -> Iterator[Item]:
         rng = random.Random(seed)
         puzzle, _solution = sample_puzzle(rng, sizes=(9,), kinds=(kinds[i % len(kinds)],))
         puzzle = fewer_clues(puzzle, rng)
-        yield Item(f"seed{seed}", render(puzzle, rng).image, puzzle)
+        r = render(puzzle, rng)
+        yield Item(f"seed{seed}", r.image, puzzle, cell_px=grid_cell_px(r.corners, 9))
 
 
 SET_NOTES = {  # what each set is, in the words a reader of a table needs
@@ -501,6 +533,11 @@ def table(rows: list[dict]) -> str:
             lines += ["", f"{r['set']}: clue crops: {c['crop_right']} of {c['asked']} printed numbers read right "
                           f"(the maps' own: {c['map_right']}); rules exact {c['rules_exact']} of {c['readings']} "
                           f"readings with a crop ({c['rules_exact_without_crops']} without the crops)"]
+    for r in rows:
+        if r.get("grid_exact_by_cell_px"):
+            bins = ", ".join(f"{k} px {round(v['grid_exact'] * v['images'])} of {v['images']}"
+                             for k, v in r["grid_exact_by_cell_px"].items())
+            lines += ["", f"{r['set']}: grids read exactly, by the grid's cell size in the picture: {bins}"]
     for r in rows:
         if r.get("words_only"):
             lines += ["", f"{r['set']}: rules given in words only, as read", "", "| in the picture | read as | images |",
