@@ -486,3 +486,27 @@ def test_the_title_drill_asks_for_the_words_heading_a_rules_text_the_picture_mus
     plain = SampleMaker(tiny_qwen2_vl_dir, seed=6, mix=Mix(photo_rate=0.0, questions=(1, 1, 0, 0, 0), per_picture=2,
                                                            kinds="antiknight", sizes=(9,)), photos_dir=None)
     assert all(plain(i).question != "title" for i in range(6))
+
+
+def test_small_pictures_draw_the_same_puzzles_as_smaller_photos(tiny_qwen2_vl_dir) -> None:
+    """Mix.small_pictures = 1: the puzzle the plain recipe draws, its photo-style picture at a long side of 240-480
+    px with the grid's cells small."""
+    import math
+    import random
+
+    from vlm_sudoku.tools.render.scene import SMALL_LONG_SIDE
+
+    small = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="classic", small_pictures=1.0),
+                        photos_dir=None)
+    plain = SampleMaker(tiny_qwen2_vl_dir, seed=2, mix=Mix(photo_rate=0.0, kinds="classic"), photos_dir=None)
+    shrunk = 0
+    for attempt in range(8):
+        drawn, puzzle = small._drawn_puzzle(random.Random(attempt), easy=False)
+        whole, same = plain._drawn_puzzle(random.Random(attempt), easy=False)
+        assert puzzle == same
+        if drawn.details["layout"] in ("photo", "scan"):
+            shrunk += 1
+            assert SMALL_LONG_SIDE[0] <= max(drawn.image.size) <= SMALL_LONG_SIDE[1]
+            cell = min(math.dist(drawn.corners[i], drawn.corners[(i + 1) % 4]) for i in range(4)) / puzzle.size
+            assert cell < 45
+    assert shrunk

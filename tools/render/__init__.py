@@ -70,19 +70,20 @@ class RenderError(VlmSudokuError):
 
 
 def render(puzzle: Puzzle, rng: random.Random, *, style: str | None = None, fonts: FontSet | None = None,
-           jpeg: bool = True) -> Rendered:
+           jpeg: bool = True, small: bool = False) -> Rendered:
     """Draw ``puzzle`` in ``style`` (random when None) using only ``rng`` for every choice.
 
     JPEG compression is part of the damage; with ``jpeg=False`` the image comes back
     uncompressed and ``jpeg_quality`` says at which quality to save it (so a writer
-    that saves JPEG files compresses once, not twice).
+    that saves JPEG files compresses once, not twice). ``small``: a photo style drawn as a small photo
+    (scene.compose), which the training draws more of than the styles' own sizes give.
     """
     if style is None:
         style = rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
     if style not in STYLES:
         raise RenderError(f"unknown style {style!r} (known: {', '.join(STYLES)})")
     check_drawable(puzzle)
-    scene = compose(puzzle, rng, style, fonts or default_fonts())
+    scene = compose(puzzle, rng, style, fonts or default_fonts(), small=small)
     c = scene.corners
     image = scene.image.convert("RGB")
     if jpeg and scene.jpeg_quality is not None:

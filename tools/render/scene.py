@@ -445,6 +445,16 @@ def photo_size(rng: random.Random) -> tuple[int, int]:
     return (long_side, int(long_side / aspect)) if aspect >= 1 else (int(long_side * aspect), long_side)
 
 
+#: Long sides (pixels) of the small photos compose(small=True) draws.
+SMALL_LONG_SIDE = (240, 480)
+
+
+def small_photo_size(size: tuple[int, int], rng: random.Random) -> tuple[int, int]:
+    """``size`` shrunk to a long side in SMALL_LONG_SIDE, same shape: a thumbnail, an old phone, a far shot."""
+    k = min(1.0, rng.randint(*SMALL_LONG_SIDE) / max(size))
+    return max(64, round(size[0] * k)), max(64, round(size[1] * k))
+
+
 # -- the three layouts -------------------------------------------------------------------------
 
 
@@ -822,11 +832,16 @@ def _cell_px(cam: Camera, n: int) -> float:
     return float(math.sqrt(abs(ex[0] * ey[1] - ex[1] * ey[0])))
 
 
-def compose(puzzle: Puzzle, rng: random.Random, style: str, fonts: FontSet) -> Scene:
+def compose(puzzle: Puzzle, rng: random.Random, style: str, fonts: FontSet, *, small: bool = False) -> Scene:
+    """The picture of ``puzzle`` in ``style``. ``small``: a newspaper or book photo at a long side of 240-480 px
+    (small_photo_size), where its grid's cells come out at 10-40 px (training's Mix.small_pictures); screenshots
+    keep their size. Off, no draw is made for it, so the pictures of every seed stay as they were."""
     if style == "app":
         return _compose_app(puzzle, rng, fonts)
     book = style == "book"
     final = photo_size(rng)
+    if small:
+        final = small_photo_size(final, rng)
     plan, spec = plan_newspaper(puzzle, rng, fonts, book=book, landscape=final[0] >= final[1])
     required = plan.details["required"]
     # big photos are often soft: work at a fraction of the size, scale up at the end (and save the time)

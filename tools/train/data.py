@@ -121,6 +121,10 @@ class Mix:
     # picture's questions are drawn without repeats, so the clue weight alone gives crops ~3% of samples; crops
     # are cheap once the picture is drawn. 0 draws as runs before it (no extra random draw).
     clue_pictures: float = 0.0
+    # Share of rendered newspaper and book pictures drawn as small photos (render(small=True): a long side of
+    # 240-480 px). Why: the styles' own sizes put about one classic grid in six under 30 px a cell, and those are
+    # most of what is still misread (eval_reader's grid_exact_by_cell_px). 0 draws as runs before it (no draw).
+    small_pictures: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("questions", "photo_questions"):
@@ -212,7 +216,8 @@ class SampleMaker:
             puzzle = puzzle.with_givens([[solution[r][c] if rng.random() < keep else 0 for c in range(n)]
                                          for r in range(n)])
         style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
-        return render(puzzle, rng, style=style), puzzle
+        small = bool(mix.small_pictures) and style != "app" and rng.random() < mix.small_pictures
+        return render(puzzle, rng, style=style, small=small), puzzle
 
     def _with_context(self, view, picture) -> list:
         """The images of a prompt: the whole picture for models trained with a context view, then the grid view."""

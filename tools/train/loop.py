@@ -375,6 +375,9 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 @click.option("--clue-pictures", type=click.FloatRange(0, 1), default=Mix.clue_pictures, show_default=True,
               help="Share of pictures drawn for the clue drill alone (a puzzle with printed clue numbers, every sample "
                    "of it a crop: data.Mix.clue_pictures); needs --clue.")
+@click.option("--small-pictures", type=click.FloatRange(0, 1), default=Mix.small_pictures, show_default=True,
+              help="Share of rendered newspaper and book pictures drawn as small photos, a long side of 240-480 px "
+                   "(data.Mix.small_pictures), where grids' cells come out at 10-40 px.")
 @click.option("--kinds", default=Mix.kinds, show_default=True,
               help="Puzzle kinds drawn for rendered samples (render.puzzles.parse_kinds: 'all', 'classic' or a comma "
                    "list, a variant kind weighted as kind*N), e.g. only those with clue numbers for a clue-crop run, or "
@@ -395,7 +398,8 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes: float, save_every: float, batch: int,
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
          easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
-         marks: float, per_picture: int, title: float, clue: float, clue_pictures: float, kinds: str) -> None:
+         marks: float, per_picture: int, title: float, clue: float, clue_pictures: float, small_pictures: float,
+         kinds: str) -> None:
     import torch
     from torch.utils.data import DataLoader
 
@@ -434,6 +438,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["clue"] = clue
     if clue_pictures:
         state["config"]["clue_pictures"] = clue_pictures
+    if small_pictures:
+        state["config"]["small_pictures"] = small_pictures
     if kinds != Mix.kinds:
         state["config"]["kinds"] = kinds
     if total_steps:
@@ -455,7 +461,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
               questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title, clue=clue,
-              clue_pictures=clue_pictures, kinds=kinds)
+              clue_pictures=clue_pictures, small_pictures=small_pictures, kinds=kinds)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
