@@ -39,7 +39,7 @@ def test_shipped_model_is_a_valid_export_within_the_size_budget() -> None:
 
 def test_the_model_card_is_written_from_the_folder_its_runs_and_its_measured_rows(tmp_path: Path) -> None:
     """tools/train/model_card: the card of a copy of the shipped hf folder says what the folder declares, each
-    run of the state card and each measured row; a folder that is not one is a one-line usage error."""
+    run of the state card and each measured row (with grids exact by cell size where measured); a folder that is not one is a one-line usage error."""
     from click.testing import CliRunner
 
     from vlm_sudoku.tools.train.model_card import main
@@ -50,12 +50,17 @@ def test_the_model_card_is_written_from_the_folder_its_runs_and_its_measured_row
     state, rows = tmp_path / "state.json", tmp_path / "eval.json"
     state.write_text(json.dumps({"runs": [{"run": 21, "data_seed": 19}]}))
     rows.write_text(json.dumps([{"set": "photos-val", "images": 32, "grid_exact": 1.0, "grid_exact_checked": 1.0,
-                                 "cell_accuracy": 1.0, "rules_exact": 0.5}]))
+                                 "cell_accuracy": 1.0, "rules_exact": 0.5},
+                                {"set": "rendered-classic", "images": 3, "grid_exact": 2 / 3, "grid_exact_checked": 2 / 3,
+                                 "cell_accuracy": 0.99, "rules_exact": 1.0,
+                                 "grid_exact_by_cell_px": {"<20": {"images": 1, "grid_exact": 0.0},
+                                                           ">=40": {"images": 2, "grid_exact": 1.0}}}]))
     result = CliRunner().invoke(main, [str(folder), str(state), str(rows)])
     assert result.exit_code == 0, result.output
     card = (folder / "README.md").read_text()
     assert '"run": 21, "data_seed": 19' in card and "| photos-val | 32 | 100.0% | 100.0% | 100.00% | 50.0% |" in card
     assert ("clue crops (runtime/clue_crops.py): declares them" in card) == (load_clue_crops(folder) is not None)
+    assert "- rendered-classic: grids read exactly, by the grid's cell size in the picture: <20 px 0 of 1, >=40 px 2 of 2" in card
     assert "CC-BY-4.0" in card
     missing = CliRunner().invoke(main, [str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "does not exist" in missing.output

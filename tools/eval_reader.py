@@ -534,10 +534,8 @@ def table(rows: list[dict]) -> str:
                           f"(the maps' own: {c['map_right']}); rules exact {c['rules_exact']} of {c['readings']} "
                           f"readings with a crop ({c['rules_exact_without_crops']} without the crops)"]
     for r in rows:
-        if r.get("grid_exact_by_cell_px"):
-            bins = ", ".join(f"{k} px {round(v['grid_exact'] * v['images'])} of {v['images']}"
-                             for k, v in r["grid_exact_by_cell_px"].items())
-            lines += ["", f"{r['set']}: grids read exactly, by the grid's cell size in the picture: {bins}"]
+        if (line := cell_px_line(r)):
+            lines += ["", line]
     for r in rows:
         if r.get("words_only"):
             lines += ["", f"{r['set']}: rules given in words only, as read", "", "| in the picture | read as | images |",
@@ -580,6 +578,16 @@ def main(model: Path, backend: str, sets: str, count: int, provider: str, views:
         reader = Pipeline.load(model, provider=provider, views=views)
     rows = evaluate(reader, names, count)
     click.echo(json.dumps(rows) if as_json else table(rows) + ("\n\n" + misread_lines(rows) if misread else ""))
+
+
+def cell_px_line(row: dict) -> str:
+    """'SET: grids read exactly, by the grid's cell size in the picture: <20 px 3 of 9, ...', or '' for a row
+    without the tally (photos, rows of older runs)."""
+    bins = row.get("grid_exact_by_cell_px")
+    if not bins:
+        return ""
+    counts = ", ".join(f"{k} px {round(v['grid_exact'] * v['images'])} of {v['images']}" for k, v in bins.items())
+    return f"{row['set']}: grids read exactly, by the grid's cell size in the picture: {counts}"
 
 
 def misread_lines(rows: list[dict]) -> str:

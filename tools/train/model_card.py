@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..eval_reader import SET_NOTES
+from ..eval_reader import SET_NOTES, cell_px_line
 from . import recipe
 from .data import Mix
 
@@ -86,6 +86,7 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
             lines.append(f"| {r['set']} | {r['images']} | {100 * r['grid_exact']:.1f}% | {checked} | "
                          f"{100 * r['cell_accuracy']:.2f}% | {rules} |")
         lines += [""] + [f"- {r['set']}: {SET_NOTES[r['set']]}" for r in eval_rows if r["set"] in SET_NOTES]
+        lines += [f"- {line}" for r in eval_rows if (line := cell_px_line(r))]
     lines += ["", "## Data attribution", "", ATTRIBUTION, ""]
     return "\n".join(lines)
 
