@@ -2,7 +2,9 @@
 # The GPU machine's side of a training run (docs/training.md, "On the GPU machine"): one verb a device call.
 # Committed because the machine starts bare and .train/ does not outlive a session's checkout.
 #
-#   sh tools/train/gpu_run.sh setup CKPT [BASE]   carry .whl/dl .whl/install.sh CKPT [BASE]
+#   sh .whl/install.sh                     carry .whl/dl .whl/install.sh (a call of its own: with a 38 MB
+#                                          checkpoint and the checkout it is over the 64 MiB a call carries)
+#   sh tools/train/gpu_run.sh setup CKPT [BASE]   carry .whl/install.sh CKPT [BASE]
 #                                          (CKPT: a trained hf/ or w32/ folder to continue; BASE: the folder
 #                                          of its tokenizer and configs, CKPT itself where it has them, else
 #                                          .train/base_v3_nw, which recipe.py builds: train.loop same_tokenizer)
