@@ -147,6 +147,7 @@ class AuxHead:
         hidden = model.config.vision_config.hidden_size
         self.linear = torch.nn.Linear(hidden, self.TEXT_ROWS.stop).to(device)
         self.features = None
+        self.loaded_rows = 0  # rows taken from a saved head (load)
         visual = model.model.visual if hasattr(model, "model") and hasattr(model.model, "visual") else model.visual
         visual.register_forward_hook(self._keep)
 
@@ -156,7 +157,7 @@ class AuxHead:
         import torch
 
         saved = torch.load(path, map_location=self.linear.weight.device)
-        rows = saved["weight"].shape[0]
+        rows = self.loaded_rows = saved["weight"].shape[0]  # the rows trained before (readout reports the rest)
         with torch.no_grad():
             self.linear.weight[:rows] = saved["weight"]
             self.linear.bias[:rows] = saved["bias"]

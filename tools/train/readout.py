@@ -50,7 +50,7 @@ def measure(ckpt: Path, base: Path, samples: int, kinds: str) -> dict[str, dict]
     model = load_model(base, ckpt, "cpu").eval()
     head = AuxHead(model, "cpu")
     head.load(ckpt / "aux_head.pt")
-    trained = torch.load(ckpt / "aux_head.pt", map_location="cpu")["weight"].shape[0]  # (an older head: fewer rows)
+    trained = head.loaded_rows  # (an older head: fewer rows)
     maker = SampleMaker(base, seed=SEED, mix=Mix(photo_rate=0.0, kinds=kinds, per_picture=1), photos_dir=None)
     rows = np.concatenate([np.arange(r.start, r.stop) for r, _columns in head.BIT_PARTS])
     columns = np.concatenate([np.arange(c.start, c.stop) for _rows, c in head.BIT_PARTS])
