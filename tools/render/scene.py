@@ -257,14 +257,17 @@ def _open_four(rng: random.Random, digit_font: Font) -> OpenFour | None:
                     stem_top=rng.uniform(0.15, 0.45), stroke=rng.uniform(0.12, 0.17) if bold else rng.uniform(0.08, 0.12))
 
 
-def _puzzle_op(plan: Plan, puzzle: Puzzle, spec: LookSpec, origin: Point, rng: random.Random) -> None:
+def _puzzle_op(plan: Plan, puzzle: Puzzle, spec: LookSpec, origin: Point, rng: random.Random, *,
+               main: bool = True) -> None:
+    """``main``: the picture's puzzle, whose grid the rule lines are noted against (not a neighbouring one)."""
     n = puzzle.size
     ring = 1.0 if needs_ring(puzzle) else 0.0
     seed = rng.getrandbits(64)
 
     def paint(c: Canvas) -> None:
         x, y = c.px(*origin)
-        c.grid_px = (x, y, n * c.scale)
+        if main:
+            c.grid_px = (x, y, n * c.scale)
         glyphs: list = []
         draw_puzzle(c.img, x, y, puzzle, spec.at(c.scale), random.Random(seed), glyphs)
         if glyphs:  # (the same at every scale: they are in the grid's unit square)
@@ -422,7 +425,7 @@ def _second_grid(plan: Plan, rng: random.Random, fonts: FontSet, n: int, origin:
     """A neighbouring puzzle (random digits) that the photo should only partly show (checked later)."""
     givens = [[rng.randint(1, n) if rng.random() < 0.3 else 0 for _ in range(n)] for _ in range(n)]
     other = Puzzle.create(n, givens)
-    _puzzle_op(plan, other, spec, origin, rng)
+    _puzzle_op(plan, other, spec, origin, rng, main=False)
     return (origin[0], origin[1], origin[0] + n, origin[1] + n), plan.ops[-1]
 
 
