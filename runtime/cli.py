@@ -186,6 +186,9 @@ class _Stages:
             self.line(f"digits{maps} from {info['views'] - 1} more grid views in {1000 * info['more_views']:.0f} ms")
         elif name == "clues":
             self.line(f"clue crops: {info['clues']} printed numbers read again in {1000 * info['seconds']:.0f} ms")
+        elif name == "lines":
+            said = ", ".join(info["stated"]) if info["stated"] else "none of the rules given in words only"
+            self.line(f"text crops: {info['lines']} lines of words read in {1000 * info['seconds']:.0f} ms: {said}")
         elif name == "solve":
             views = f" (digits of {info['views']} views combined)" if info["views"] > 1 else ""
             self.line(f"solve: {info['status']} in {1000 * info['solve']:.1f} ms{views}")
@@ -309,6 +312,8 @@ def _print_outcome(out) -> None:
         parts.append(f"more views {1000 * t['more_views']:.0f} ms")
     if "clues" in t:
         parts.append(f"clue crops {1000 * t['clues']:.0f} ms")
+    if "lines" in t:
+        parts.append(f"text crops {1000 * t['lines']:.0f} ms")
     if "solve" in t:
         parts.append(f"parse+solve {1000 * (t.get('parse', 0) + t['solve']):.1f} ms")
     if "reading_check" in t:

@@ -28,10 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 from PIL import Image
 
-from .grid_view import UNIT_SQUARE, Point, Quad, apply_perspective, perspective_coefficients
+from .grid_view import Point, Quad, in_picture, warped
 from .marks_map import code_rows
 from .model_config import ModelFolderError
 from .prompts import prompt_ids, question_text
@@ -97,16 +96,11 @@ class ClueCrops:
         lo, hi = _BOXES[clue.layer]
         r, c = clue.cell
         box = [((c + x) / n, (r + y) / n) for x, y in ((lo, lo), (hi, lo), (hi, hi), (lo, hi))]
-        grid = perspective_coefficients(UNIT_SQUARE, corners)  # the grid's unit square -> the picture
-        xs, ys = apply_perspective(grid, *(np.asarray(v, dtype=np.float64) for v in zip(*box)))
-        return tuple((float(x), float(y)) for x, y in zip(xs, ys))  # type: ignore[return-value]
+        return in_picture(corners, box)  # type: ignore[return-value]
 
     def crop(self, picture: Image.Image, corners: Sequence[Point], n: int, clue: Clue) -> Image.Image:
         """The clue's place in ``picture``, whose n x n grid has ``corners``, warped to a square."""
-        coeffs = perspective_coefficients(self.square, self.source(corners, n, clue))
-        rgb = picture.convert("RGB")
-        fill = tuple(int(v) for v in rgb.resize((1, 1), Image.BILINEAR).getpixel((0, 0)))
-        return rgb.transform((self.size, self.size), Image.PERSPECTIVE, coeffs, resample=Image.BICUBIC, fillcolor=fill)
+        return warped(picture, (self.size, self.size), self.square, self.source(corners, n, clue))
 
 
 def clues_of(text: str, layer: str) -> list[Clue]:

@@ -99,10 +99,7 @@ class GridView:
 
     def warp(self, image: Image.Image, corners: Sequence[Point]) -> Image.Image:
         """The view of ``image`` whose grid has ``corners`` (top-left, top-right, bottom-right, bottom-left)."""
-        coeffs = perspective_coefficients(self.target, corners)
-        fill = tuple(int(v) for v in image.convert("RGB").resize((1, 1), Image.BILINEAR).getpixel((0, 0)))
-        return image.convert("RGB").transform((self.size, self.size), Image.PERSPECTIVE, coeffs,
-                                              resample=Image.BICUBIC, fillcolor=fill)
+        return warped(image, (self.size, self.size), self.target, corners)
 
     def zoomed(self, image: Image.Image, corners: Sequence[Point], zoom: float) -> Image.Image:
         """The view of ``image`` with the grid's ``corners`` scaled by ``zoom`` about their centre first."""
@@ -159,6 +156,22 @@ def perspective_coefficients(dst: Sequence[Point], src: Sequence[Point]) -> tupl
     except np.linalg.LinAlgError:
         raise ValueError(f"degenerate grid corners {list(src)!r}") from None
     return tuple(float(v) for v in solution)
+
+
+def warped(image: Image.Image, size: tuple[int, int], target: Sequence[Point], source: Sequence[Point]) -> Image.Image:
+    """A ``size`` picture whose ``target`` points show ``image``'s ``source`` points (a perspective warp); what lies
+    outside ``image`` takes its mean colour, not black, which a model would read as ink."""
+    rgb = image.convert("RGB")
+    fill = tuple(int(v) for v in rgb.resize((1, 1), Image.BILINEAR).getpixel((0, 0)))
+    return rgb.transform(size, Image.PERSPECTIVE, perspective_coefficients(target, source), resample=Image.BICUBIC,
+                         fillcolor=fill)
+
+
+def in_picture(corners: Sequence[Point], points: Sequence[Point]) -> tuple[Point, ...]:
+    """``points`` of the grid's unit square (its side is 1) in the picture whose grid has ``corners``."""
+    grid = perspective_coefficients(UNIT_SQUARE, corners)
+    xs, ys = apply_perspective(grid, *(np.asarray(v, dtype=np.float64) for v in zip(*points)))
+    return tuple((float(x), float(y)) for x, y in zip(xs, ys))
 
 
 def apply_perspective(coeffs: Sequence[float], x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

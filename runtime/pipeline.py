@@ -32,19 +32,21 @@ from ..solver.puzzle import Puzzle
 from ..solver.rules_json import write_rules
 from ..solver.solve import SOLVED, SolveResult, solve
 from .answers import parse_rules_answer, read_answers
-from .clue_crops import (QUESTION as CLUE, ClueCrops, clue_answer, clue_prompt_ids, clues_of, load_clue_crops,
+from .clue_crops import (QUESTION as CLUE, ClueCrops, clue_answer, clues_of, load_clue_crops,
                          with_numbers)
 from .digit_belief import DigitBelief, belief_of, combine_beliefs
 from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
 from .marks_map import code_rows, layers_of, load_layers, maps_in, stand_in_reading, valid_map, voted_map
-from .prompts import SharedPrompt, question_text, shared_prompt
+from .prompts import SharedPrompt, prompt_ids, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 from .rules_check import RulesCheck, check_rules
+from .text_crops import QUESTION as TEXT, TextCrops, load_text_crops, stated_in, with_stated
 
 QUESTION_ORDER = ("rules", "digits")
 DEFAULT_VIEWS = len(ZOOMS)
+CROP_ANSWER_TOKENS = 8  # a clue's number, or the few rule names a line of text states
 
 
 @dataclass
@@ -63,11 +65,16 @@ class Reading:
     # the clue crops' answers (models that declare them: runtime/clue_crops.py), by layer and map place, and their time
     clues: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)
     clues_s: float = 0.0
+    # the text crops' answers (models that declare them: runtime/text_crops.py), a line's each, nearest the grid first
+    lines: list[str] = field(default_factory=list)
+    lines_s: float = 0.0
 
     def texts(self) -> dict[str, str]:
-        """The answers' texts by question, the clue crops' as "clue:<layer>:<row>,<place>" (of the map)."""
+        """The answers' texts by question, the clue crops' as "clue:<layer>:<row>,<place>" (of the map), the text
+        crops' as "text:<line>"."""
         return {**{q: g.text for q, g in self.answers.items()},
-                **{f"{CLUE}:{layer}:{r},{c}": text for layer, read in self.clues.items() for (r, c), text in read.items()}}
+                **{f"{CLUE}:{layer}:{r},{c}": text for layer, read in self.clues.items() for (r, c), text in read.items()},
+                **{f"{TEXT}:{k}": text for k, text in enumerate(self.lines)}}
 
     def voted_maps(self) -> dict[str, str]:
         """The marks maps by layer (runtime/marks_map.py; none for models that declare no map): each voted cell
@@ -157,6 +164,7 @@ class Pipeline:
         self.grid_view: GridView | None = load_grid_view(engine.folder)
         self.map_layers: tuple[str, ...] = load_layers(engine.folder)
         self.clue_crops: ClueCrops | None = load_clue_crops(engine.folder)
+        self.text_crops: TextCrops | None = load_text_crops(engine.folder)
 
     def view(self, image: Image.Image) -> tuple[Image.Image, Viewed | None]:
         """What the model reads: the grid view for models trained on one, else the picture itself."""
@@ -191,6 +199,7 @@ class Pipeline:
                 reading.more_maps.append(maps_in({q: g.text for q, g in more.items()}))
             reading.more_views_s = time.perf_counter() - t
         self.read_clues(picture, reading)
+        self.read_lines(picture, reading)
         return reading
 
     def read_clues(self, picture: Image.Image, reading: Reading) -> None:
@@ -206,15 +215,27 @@ class Pipeline:
                 continue  # (with_maps reports the map)
             for clue in clues_of(text, layer):
                 crop = self.clue_crops.crop(picture, viewed.corners, n, clue)
-                reading.clues.setdefault(layer, {})[(clue.row, clue.col)] = self.clue_text(crop)
+                reading.clues.setdefault(layer, {})[(clue.row, clue.col)] = self.crop_text(crop, CLUE)
         reading.clues_s = time.perf_counter() - t
 
-    def clue_text(self, crop: Image.Image) -> str:
-        """The model's answer to the clue question about one crop (its own short prompt: the crop is its image)."""
+    def read_lines(self, picture: Image.Image, reading: Reading) -> None:
+        """Ask the text crop of each line of words nearest the grid (models that declare the crops, a grid found):
+        ``reading.lines``."""
+        viewed = reading.viewed
+        if self.text_crops is None or viewed is None or viewed.corners is None:
+            return
+        t = time.perf_counter()
+        for line in self.text_crops.find(picture, viewed.corners):
+            reading.lines.append(self.crop_text(self.text_crops.crop(picture, viewed.corners, line), TEXT))
+        reading.lines_s = time.perf_counter() - t
+
+    def crop_text(self, crop: Image.Image, question: str) -> str:
+        """The model's answer to a crop's question (CLUE, TEXT) about one crop: its own short prompt, the crop its
+        only image."""
         engine = self.engine
         encoded = engine.encode_image(crop)
-        ids = clue_prompt_ids(engine.tokenizer, encoded.num_tokens)
-        return engine.generate(ids, images=[encoded], max_new_tokens=8).text
+        ids = prompt_ids(engine.tokenizer, question_text(question), [encoded.num_tokens])
+        return engine.generate(ids, images=[encoded], max_new_tokens=CROP_ANSWER_TOKENS).text
 
     def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:
         """The marks-map questions (runtime/marks_map.py) to ask after these answers: one per declared layer
@@ -324,6 +345,10 @@ class Pipeline:
             if reading.clues:
                 out.timings["clues"] = reading.clues_s
                 stage("clues", {"clues": sum(len(read) for read in reading.clues.values()), "seconds": reading.clues_s})
+            if reading.lines:
+                out.timings["lines"] = reading.lines_s
+                stage("lines", {"lines": len(reading.lines), "seconds": reading.lines_s,
+                                "stated": stated_in(reading.texts()) or ()})
             self.settle(reading, out, stage)
         except VlmSudokuError as exc:
             out.error = exc
@@ -337,7 +362,8 @@ class Pipeline:
         stage = on_stage or (lambda name, info: None)
         t = time.perf_counter()
         digits = [gen.text for gen in [reading.answers["digits"], *reading.more_digits]]  # (the first that reads)
-        out.puzzle = read_answers(reading.answers["rules"].text, digits, reading.maps(), out.map_problems)
+        out.puzzle = with_stated(read_answers(reading.answers["rules"].text, digits, reading.maps(), out.map_problems),
+                                 stated_in(reading.texts()))
         # one answer's choices are weighed only if the check runs (a 152k vocabulary's log-softmax is ~1.5 ms a
         # token); several views' are combined first
         belief = self.belief(reading, out.puzzle.size) if reading.more_digits else None

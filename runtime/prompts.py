@@ -84,12 +84,19 @@ MAP_QUESTIONS: dict[str, str] = {
 # the crops.
 CLUE_PROMPT = "This is one clue of a Sudoku, enlarged. What number is printed as the clue? Answer with the number."
 
+# A text crop (runtime/text_crops.py): one line of words printed near a Sudoku, cut out level and enlarged, asked of
+# models that declare the crops.
+TEXT_PROMPT = ("This is one line of text printed near a Sudoku, enlarged. Which of these rules does it state: "
+               "antiknight, antiking, nonconsecutive, disjoint? Answer with their names, or none.")
+
 
 def question_text(name: str) -> str:
-    """The text of a question by name: the product's two, a marks-map layer's ("map:<layer>") or the clue crop's
-    ("clue")."""
+    """The text of a question by name: the product's two, a marks-map layer's ("map:<layer>"), the clue crop's
+    ("clue") or the text crop's ("text")."""
     if name == "clue":
         return CLUE_PROMPT
+    if name == "text":
+        return TEXT_PROMPT
     return QUESTIONS[name] if name in QUESTIONS else MAP_QUESTIONS[name]
 
 

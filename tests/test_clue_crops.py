@@ -3,9 +3,7 @@ numbers are found and replaced, the training's clue drill, and the pipeline's qu
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,6 @@ import pytest
 from PIL import Image
 
 from vlm_sudoku.runtime.clue_crops import CONFIG_KEY, Clue, ClueCrops, clue_answer, clues_of, with_numbers
-from vlm_sudoku.runtime.cli import default_model_dir
 from vlm_sudoku.runtime.engine import Generation
 from vlm_sudoku.runtime.grid_view import Viewed
 from vlm_sudoku.runtime.marks_map import map_text, read_map
@@ -21,6 +18,8 @@ from vlm_sudoku.runtime.model_config import ModelFolderError
 from vlm_sudoku.solver.constraints.sums import Killer, LittleKiller, Sandwich
 from vlm_sudoku.solver.puzzle import Puzzle
 from vlm_sudoku.tools.render.puzzles import sample_puzzle
+
+from .model_helpers import default_model_declaring
 
 CELL = 60
 
@@ -123,13 +122,7 @@ def test_a_model_declares_its_crops_in_its_preprocessor_config() -> None:
 
 def _declaring_crops(tmp_path: Path) -> Path:
     """A copy of the default model's export that declares clue crops (whether or not it was trained on them)."""
-    folder = tmp_path / "model"
-    shutil.copytree(default_model_dir(), folder)
-    for pre in (folder / "preprocessor_config.json", folder / "hf" / "preprocessor_config.json"):
-        raw = json.loads(pre.read_text())
-        raw[CONFIG_KEY] = ClueCrops().to_dict()
-        pre.write_text(json.dumps(raw, indent=2) + "\n")
-    return folder
+    return default_model_declaring(tmp_path, {CONFIG_KEY: ClueCrops().to_dict()})
 
 
 def test_the_training_drill_asks_one_printed_number_of_a_crop_cut_as_the_runtime_cuts_it(tmp_path: Path) -> None:
@@ -217,8 +210,8 @@ def test_onnx_and_pytorch_read_a_clue_crop_alike(tmp_path: Path) -> None:
 
     folder = _declaring_crops(tmp_path)
     crop = ClueCrops().crop(_painted_grid(), _corners(), 9, Clue("killer", 2, 2, 5))
-    onnx = Pipeline.load(folder, provider="cpu", views=1).clue_text(crop)
-    assert onnx == TorchPipeline(folder / "hf", device="cpu").clue_text(crop)
+    onnx = Pipeline.load(folder, provider="cpu", views=1).crop_text(crop, "clue")
+    assert onnx == TorchPipeline(folder / "hf", device="cpu").crop_text(crop, "clue")
 
 
 def test_eval_reader_scores_each_crop_and_the_map_it_corrects() -> None:

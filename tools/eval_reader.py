@@ -51,6 +51,7 @@ from ..runtime.clue_crops import clue_answer, clues_of
 from ..runtime.grid_view import ZOOMS
 from ..runtime.marks_map import map_is_right, map_text, maps_in, rules_with_maps
 from ..runtime.rules_check import WORDS_ONLY, RulesCheck
+from ..runtime.text_crops import stated_in, with_stated
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -239,8 +240,8 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
             json_rules = parse_rules_answer(answers["rules"])  # the rules answer alone ...
         except VlmSudokuError:
             pass
-        try:
-            read_rules = rules_with_maps(answers["rules"], maps, [])  # ... and with the maps, as vlm-solve
+        try:  # ... and with the maps and the lines of text, as vlm-solve
+            read_rules = with_stated(rules_with_maps(answers["rules"], maps, []), stated_in(answers))
         except VlmSudokuError:
             pass
         same, types = _rules_scores(read_rules, truth)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -53,6 +54,7 @@ class Canvas:
         # top-left and side, and each line of text that names rules, with the rule groups it names
         self.grid_px: tuple[float, float, float] | None = None
         self.rule_lines: list[tuple[tuple[str, ...], Box]] = []
+        self.texts: list[tuple[str, Box]] = []  # every word drawn (not the filler strips'): what text crops are taught
 
     def rows_in_view(self, x0: float, x1: float, ys: list[float], height: float) -> list[bool]:
         """Which text rows (x0..x1, y..y+height) the camera sees; all of those on the canvas without a camera."""
@@ -104,21 +106,36 @@ class Canvas:
             self.rect((x, y + size * 0.25, x + w, y + size * 0.75), fill=_mix(fill, (200, 200, 200), 0.5))
             return
         self.draw.text(self.px(x, y), s, font=font.get(px), fill=fill, anchor=anchor)
+        w = text_width(font, s, size)
+        x0 = x - {"l": 0.0, "m": 0.5, "r": 1.0}[anchor[0]] * w
+        y0 = y - {"a": 0.0, "t": 0.0, "m": 0.5, "s": 0.8, "b": 1.0, "d": 1.0}[anchor[1]] * size
+        (a, b), (c, d) = self.px(x0, y0), self.px(x0 + w, y0 + size)
+        for word in re.finditer(r"\S+", s):  # each word where it is: a line of text may be found in pieces
+            left = x0 + text_width(font, s[:word.start()], size)
+            (e, _), (f, _) = self.px(left, y0), self.px(left + text_width(font, word.group(), size), y0)
+            self.texts.append((word.group(), (e, b, f, d)))
         if groups:
-            w = text_width(font, s, size)
-            x0 = x - {"l": 0.0, "m": 0.5, "r": 1.0}[anchor[0]] * w
-            y0 = y - {"a": 0.0, "t": 0.0, "m": 0.5, "s": 0.8, "b": 1.0, "d": 1.0}[anchor[1]] * size
-            (a, b), (c, d) = self.px(x0, y0), self.px(x0 + w, y0 + size)
             self.rule_lines.append((tuple(groups), (a, b, c, d)))
+
+    def _in_grid(self, box: Box) -> Box:
+        assert self.grid_px is not None
+        gx, gy, side = self.grid_px
+        a, b, c, d = box
+        return (a - gx) / side, (b - gy) / side, (c - gx) / side, (d - gy) / side
 
     def rule_lines_in_grid(self) -> list[tuple[tuple[str, ...], Box]]:
         """The noted lines of rule text with their boxes in the grid's unit square (the grid's side is 1), the frame
         a camera's perspective maps through the grid's corners; empty without a grid drawn."""
         if self.grid_px is None:
             return []
-        gx, gy, side = self.grid_px
-        return [(groups, ((a - gx) / side, (b - gy) / side, (c - gx) / side, (d - gy) / side))
-                for groups, (a, b, c, d) in self.rule_lines]
+        return [(groups, self._in_grid(box)) for groups, box in self.rule_lines]
+
+    def texts_in_grid(self) -> list[tuple[str, Box]]:
+        """Every word drawn (not the filler columns' strips), in the order drawn, with its box in the grid's unit
+        square; empty without a grid drawn."""
+        if self.grid_px is None:
+            return []
+        return [(text, self._in_grid(box)) for text, box in self.texts]
 
 
 def text_width(font: Font, s: str, size: float) -> float:
@@ -910,7 +927,7 @@ def compose(puzzle: Puzzle, rng: random.Random, style: str, fonts: FontSet, *, s
     corners = [(x * kx, y * ky) for x, y in corners]
     details = {"layout": "scan" if scan else "photo", "effects": used, "rules_text": plan.details.get("rules_text", False),
                "rules_title": plan.details.get("rules_title"), "second_grid": bool(plan.details.get("second_grid")), "bent": cam.bend is not None,
-               "clue_glyphs": plan.details.get("clue_glyphs"), "rule_lines": canvas.rule_lines_in_grid()}
+               "clue_glyphs": plan.details.get("clue_glyphs"), "rule_lines": canvas.rule_lines_in_grid(), "texts": canvas.texts_in_grid()}
     return Scene(img, corners, spec.digit_font.name, details, jpeg_quality(rng, dmg))
 
 
@@ -947,7 +964,7 @@ def _compose_app(puzzle: Puzzle, rng: random.Random, fonts: FontSet) -> Scene:
                     (gx * sx, (gy + n * scale) * sy)]
     details: dict[str, Any] = {"layout": "screenshot", "theme": plan.details["theme"], "rules_text": plan.details.get("rules_text", False),
                                "rules_title": plan.details.get("rules_title"), "clue_glyphs": plan.details.get("clue_glyphs"),
-                               "rule_lines": canvas.rule_lines_in_grid()}
+                               "rule_lines": canvas.rule_lines_in_grid(), "texts": canvas.texts_in_grid()}
     if rng.random() < 0.25:  # a photo of the screen
         bezel = int(max(pw, ph) * rng.uniform(0.03, 0.08))
         table = rng.choice(((92, 64, 42), (120, 120, 118), (200, 200, 195)))

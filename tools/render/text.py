@@ -8,6 +8,7 @@ a sentence here; rules that do show get a title and sentence only sometimes.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
 from ...solver.constraints.groups import DiagonalNegative, DiagonalPositive
@@ -69,6 +70,22 @@ def title(puzzle: Puzzle, rng: random.Random) -> str:
 #: The rules a text names, as the vision read-out is taught them (train/data.py TEXT_GROUPS): the title groups, and
 #: the negative constraints, whose sentence ("all possible dots are given") differs from the marking's own.
 TEXT_GROUPS = (*TITLES, "kropki_negative", "xv_negative")
+
+
+# The words in a line of text that state a rule given in words only (runtime/rules_check.py WORDS_ONLY), in the
+# titles and sentences above. Why words and not the sentence a line belongs to: a sentence wraps, and a line that
+# reads "contain the same digit." says nothing of which rule it ends; a text crop is taught what its own words say.
+STATED_BY = {
+    "antiknight": re.compile(r"knight", re.IGNORECASE),
+    "antiking": re.compile(r"\bking\b|anti-?king|diagonally touching", re.IGNORECASE),
+    "nonconsecutive": re.compile(r"non-?consecutive|orthogonally|\bshare\b", re.IGNORECASE),
+    "disjoint": re.compile(r"(?i:disjoint|\bposition\b)|\bDG\b"),  # ("DG Sudoku", in capitals only)
+}
+
+
+def stated(line: str) -> tuple[str, ...]:
+    """The words-only rules a line of text names (STATED_BY), in that order."""
+    return tuple(rule for rule, words in STATED_BY.items() if words.search(line))
 
 
 def title_groups(puzzle: Puzzle) -> tuple[str, ...]:

@@ -32,6 +32,8 @@ from ...runtime.image_io import load_image
 from ...runtime.marks_map import layers_of
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ...runtime.prompts import QUESTIONS, prompt_ids, question_text
+from ...runtime.rules_check import WORDS_ONLY
+from ...runtime.text_crops import QUESTION as TEXT, TextLine, load_text_crops, text_answer_text, text_prompt_ids
 from ...runtime.tokenizer import Tokenizer
 from ...solver.constraints.lines import Between, Palindrome, Renban, Thermo, Whisper
 from ...solver.constraints.sums import Arrow, Killer
@@ -39,7 +41,7 @@ from ...solver.puzzle import Puzzle
 from ..render import STYLE_WEIGHTS, render
 from ..render import text as T
 from ..render.labels import map_answer, rules_answer
-from ..render.puzzles import fewer_clues, parse_kinds, sample_puzzle
+from ..render.puzzles import VARIANT_KINDS, fewer_clues, parse_kinds, sample_puzzle
 from .photos import DEFAULT_DIR, Photo, augment, load_photos, retake, split
 from .shuffle import shuffled_photo
 
@@ -125,6 +127,10 @@ class Mix:
     # 240-480 px). Why: the styles' own sizes put about one classic grid in six under 30 px a cell, and those are
     # most of what is still misread (eval_reader's grid_exact_by_cell_px). 0 draws as runs before it (no draw).
     small_pictures: float = 0.0
+    # Share of pictures drawn for the text drill alone (runtime/text_crops.py): a rendered puzzle, rules given in
+    # words only drawn more often (TEXT_KINDS), each of its per_picture samples a crop of one line of words found
+    # around the grid, answered with the words-only rules the line's own words state. 0 draws as runs before it.
+    text_pictures: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("questions", "photo_questions"):
@@ -134,6 +140,12 @@ class Mix:
 
 #: The generator's kinds whose markings print clue numbers (cage sums, sandwich and little-killer totals).
 CLUE_KINDS = "killer,sandwich,little_killer"
+#: The text drill's kinds: every variant kind (a classic puzzle prints no rule a line could state), the rules given
+#: in words only (WORDS_ONLY) five times as often.
+TEXT_KINDS = ",".join([*VARIANT_KINDS, *(f"{kind}*5" for kind in WORDS_ONLY)])
+#: Of a text drill picture's crops, the share asked of a line that states a rule, where it has one (the rest are
+#: any of the lines the runtime asks, most of which state none).
+STATED_SHARE = 0.5
 
 LINES = (Thermo, Whisper, Renban, Palindrome, Between)  # the line rules with a .line (Arrow has a bulb and a shaft)
 #: The marks-map layers the rendered puzzles train (runtime/marks_map.py; the generator draws no palindrome or
@@ -161,6 +173,7 @@ class SampleMaker:
         self.image_settings = ImageSettings.from_json(Path(model_dir))
         self.view = load_grid_view(model_dir)
         self.crops = load_clue_crops(model_dir)
+        self.lines = load_text_crops(model_dir)
         self.seed = seed
         self.mix = mix
         self._cache: tuple[tuple[int, int], _Picture] | None = None
@@ -245,6 +258,10 @@ class SampleMaker:
             drill = self._clue_picture(rng)
             if drill is not None:
                 return drill
+        if mix.text_pictures and self.lines is not None and not easy and rng.random() < mix.text_pictures:
+            text = self._text_picture(rng)
+            if text is not None:
+                return text
         if self.photos and not easy and rng.random() < mix.photo_rate:
             photo = rng.choice(self.photos)
             puzzle, source, token_labels = photo.puzzle, "photo", None
@@ -292,11 +309,39 @@ class SampleMaker:
         return _Picture(np.zeros((0, 0), np.float32), np.zeros((0, 3), np.int64), [], puzzle, None, "render",
                         [CLUE] * self.mix.per_picture, None, located, clues)
 
+    def _text_picture(self, rng: random.Random) -> "_Picture | None":
+        """A rendered puzzle of TEXT_KINDS whose every sample is a text crop; None when no line of words is found
+        around its grid. The lines are found as the runtime finds them, through corners jittered as a view's are."""
+        assert self.lines is not None
+        drawn, puzzle = self._drawn_puzzle(rng, False, TEXT_KINDS)
+        corners = self._jittered(drawn.corners, rng)
+        found = self.lines.find(drawn.image, corners)
+        if not found:
+            return None
+        texts = drawn.details.get("texts") or []
+        return _Picture(np.zeros((0, 0), np.float32), np.zeros((0, 3), np.int64), [], puzzle, None, "render",
+                        [TEXT] * self.mix.per_picture, None, (drawn.image, corners, drawn.corners, []), [],
+                        [(line, line_rules(line.box, texts)) for line in found])
+
+    def _text(self, picture: "_Picture", rng: random.Random) -> Sample:
+        """A text crop of one of ``picture``'s lines (one that states a rule STATED_SHARE of the time, where there is
+        one) and the rules its words state as the answer."""
+        assert self.lines is not None and picture.located is not None
+        stating = [pair for pair in picture.lines if pair[1]]
+        line, rules = rng.choice(stating if stating and rng.random() < STATED_SHARE else picture.lines)
+        image, corners = picture.located[0], picture.located[1]
+        pixels, grid = preprocess(self.lines.crop(image, corners, line), self.image_settings)
+        ids = text_prompt_ids(self.tok, num_image_tokens(grid, self.image_settings.merge_size))
+        answer = self.tok.encode(text_answer_text(rules)) + [self.tok.specials.im_end]
+        return Sample(pixels, grid, ids + answer, [IGNORE] * len(ids) + answer, picture.source, TEXT, None)
+
     def _ask(self, picture: "_Picture", rng: random.Random, question: str) -> Sample | None:
         """A sample of ``question`` about ``picture``; None when the answer is too long to train on."""
         puzzle, counts, token_labels = picture.puzzle, picture.counts, picture.token_labels
         if question == CLUE:
             return self._clue(picture, rng)
+        if question == TEXT:
+            return self._text(picture, rng)
         turns = self._turns(question, puzzle, rng, picture.title)
         ids = prompt_ids(self.tok, turns[0][0], counts)
         labels = [IGNORE] * len(ids)
@@ -380,6 +425,8 @@ class _Picture:
     # numbers' glyphs as draw_puzzle recorded them)
     located: tuple | None = None
     clues: list[Clue] = field(default_factory=list)  # its printed clue numbers (clue crops; renders only)
+    # the lines of words the runtime would ask about, each with the words-only rules it states (text drill only)
+    lines: list[tuple[TextLine, tuple[str, ...]]] = field(default_factory=list)
 
 
 def _questions(rng: random.Random, weights: Sequence[float], count: int, possible: set[str]) -> list[str]:
@@ -440,6 +487,15 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
                           marks[row, col], joins[row, col], np.full((len(row), len(TEXT_GROUPS) + 1), IGNORE)], axis=1)
     out[~inside] = IGNORE
     return out
+
+
+def line_rules(box: Sequence[float], words: Sequence[tuple[str, Sequence[float]]]) -> tuple[str, ...]:
+    """The words-only rules (render.text.stated) that the drawn words inside a found line's ``box`` state together
+    (``words``: a render's details["texts"], in the order drawn, boxes in the grid's unit square): the words whose
+    middle is in it."""
+    x0, y0, x1, y1 = box
+    inside = [word for word, (a, b, c, d) in words if x0 <= (a + c) / 2 <= x1 and y0 <= (b + d) / 2 <= y1]
+    return T.stated(" ".join(inside))
 
 
 def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point], n: int, clue: Clue,

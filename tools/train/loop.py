@@ -271,7 +271,7 @@ def load_model(base: Path, ckpt: Path | None, device: str):
 
 
 def with_settings(base: Path, work: Path, context_view: int | None = None, map_layers: bool = False,
-                  clue_crops: bool = False) -> Path:
+                  clue_crops: bool = False, text_crops: bool = False) -> Path:
     """A copy of the base folder whose preprocessor_config.json says what the training adds: the samples and
     the exported model then agree. Weights are linked, not copied."""
     work.mkdir(parents=True, exist_ok=True)
@@ -284,15 +284,18 @@ def with_settings(base: Path, work: Path, context_view: int | None = None, map_l
             shutil.copy2(f, work / f.name)
     if context_view is not None:
         with_context_view(work, context_view, base)
-    if map_layers or clue_crops:
+    if map_layers or clue_crops or text_crops:
         from ...runtime.clue_crops import CONFIG_KEY as CLUE_KEY, ClueCrops
         from ...runtime.marks_map import CONFIG_KEY
+        from ...runtime.text_crops import CONFIG_KEY as TEXT_KEY, TextCrops
 
         pre = json.loads((work / "preprocessor_config.json").read_text())
         if map_layers:  # the marks-map questions are asked of models that declare their layers (runtime/marks_map.py)
             pre[CONFIG_KEY] = list(TRAINED_LAYERS)
         if clue_crops:  # the clue crops are asked of models that declare them (runtime/clue_crops.py)
             pre.setdefault(CLUE_KEY, ClueCrops().to_dict())
+        if text_crops:  # the text crops likewise (runtime/text_crops.py)
+            pre.setdefault(TEXT_KEY, TextCrops().to_dict())
         (work / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
     return work
 
@@ -379,6 +382,10 @@ def write_final(base: Path, model, state: dict, out: Path, aux: AuxHead | None =
 @click.option("--small-pictures", type=click.FloatRange(0, 1), default=Mix.small_pictures, show_default=True,
               help="Share of rendered newspaper and book pictures drawn as small photos, a long side of 240-480 px "
                    "(data.Mix.small_pictures), where grids' cells come out at 10-40 px.")
+@click.option("--text-pictures", type=click.FloatRange(0, 1), default=Mix.text_pictures, show_default=True,
+              help="Share of pictures drawn for the text drill alone (each sample a line of words found around the "
+                   "grid, cut out and enlarged, asked which words-only rules it states: runtime/text_crops.py); "
+                   "above 0 the model declares the text crops.")
 @click.option("--kinds", default=Mix.kinds, show_default=True,
               help="Puzzle kinds drawn for rendered samples (render.puzzles.parse_kinds: 'all', 'classic' or a comma "
                    "list, a variant kind weighted as kind*N), e.g. only those with clue numbers for a clue-crop run, or "
@@ -400,15 +407,16 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
          lr: float, warmup: int, workers: int, seed: int, photo_rate: float, photo_shuffle: float, few_clues: float,
          easy_samples: int, final_out: Path | None, export_to: Path | None, context_view: int | None,
          marks: float, per_picture: int, title: float, clue: float, clue_pictures: float, small_pictures: float,
-         kinds: str) -> None:
+         text_pictures: float, kinds: str) -> None:
     import torch
     from torch.utils.data import DataLoader
 
     if clue_pictures and not clue:
         raise click.UsageError("--clue-pictures draws clue crops: give --clue a weight above 0 as well")
     same_tokenizer(base, ckpt)
-    if context_view is not None or marks or clue:
-        base = with_settings(base, Path(tempfile.mkdtemp(prefix="vlm_base_")), context_view, marks > 0, clue > 0)
+    if context_view is not None or marks or clue or text_pictures:
+        base = with_settings(base, Path(tempfile.mkdtemp(prefix="vlm_base_")), context_view, marks > 0, clue > 0,
+                             text_pictures > 0)
     procs = _Processes()
     device = procs.device
     model = load_model(base, ckpt, device)
@@ -441,6 +449,8 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
         state["config"]["clue_pictures"] = clue_pictures
     if small_pictures:
         state["config"]["small_pictures"] = small_pictures
+    if text_pictures:
+        state["config"]["text_pictures"] = text_pictures
     if kinds != Mix.kinds:
         state["config"]["kinds"] = kinds
     if total_steps:
@@ -462,7 +472,7 @@ def main(base: Path, ckpt: Path, minutes: float, total_steps: int, plan_minutes:
     trainee = procs.wrap(_one_module(model, aux))
     mix = Mix(photo_rate=photo_rate, easy_samples=easy_samples, photo_shuffle=photo_shuffle, few_clues=few_clues,
               questions=(*Mix.questions[:-1], marks), per_picture=per_picture, title=title, clue=clue,
-              clue_pictures=clue_pictures, small_pictures=small_pictures, kinds=kinds)
+              clue_pictures=clue_pictures, small_pictures=small_pictures, text_pictures=text_pictures, kinds=kinds)
     maker = SampleMaker(base, seed=seed, mix=mix)
     pad = maker.tok.specials.endoftext
     samples = _Indexed(maker, state["samples"], 10**9, batch=batch, rank=procs.rank, world=procs.world)
