@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..runtime.clue_crops import clue_prompt_ids, load_clue_crops
+from ..runtime.clue_crops import load_clue_crops
 from ..runtime.engine import EncodedImage, Generation
 from ..runtime.grid_view import load_grid_view
 from ..runtime.marks_map import load_layers
 from ..runtime.model_config import GenerationTokens
-from ..runtime.pipeline import QUESTION_ORDER, Pipeline, Reading
+from ..runtime.text_crops import load_text_crops
+from ..runtime.pipeline import CROP_ANSWER_TOKENS, QUESTION_ORDER, Pipeline, Reading
 from ..runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ..runtime.prompts import prompt_ids, question_text
 from ..runtime.tokenizer import Tokenizer
@@ -45,6 +46,7 @@ class TorchPipeline(Pipeline):
         self.grid_view = load_grid_view(model_dir)
         self.map_layers = load_layers(model_dir)
         self.clue_crops = load_clue_crops(model_dir)
+        self.text_crops = load_text_crops(model_dir)
         gen = GenerationTokens.from_folder(model_dir)
         self.stop_ids = sorted({*self.tokenizer.stop_ids, *gen.eos_token_ids})
         self.max_new_tokens = max_new_tokens
@@ -107,9 +109,10 @@ class TorchPipeline(Pipeline):
             ask(q)
         reading = Reading(encoded, answers, 0, 0.0, viewed)
         self.read_clues(picture, reading)
+        self.read_lines(picture, reading)
         return reading
 
-    def clue_text(self, crop: Image.Image) -> str:
+    def crop_text(self, crop: Image.Image, question: str) -> str:
         pixel_values, grid = preprocess(crop, self.image_settings)
-        ids = clue_prompt_ids(self.tokenizer, num_image_tokens(grid, self.image_settings.merge_size))
-        return self.tokenizer.decode(self.generate_ids(ids, pixel_values, grid, 8))
+        ids = prompt_ids(self.tokenizer, question_text(question), [num_image_tokens(grid, self.image_settings.merge_size)])
+        return self.tokenizer.decode(self.generate_ids(ids, pixel_values, grid, CROP_ANSWER_TOKENS))
