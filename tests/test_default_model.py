@@ -10,6 +10,7 @@ import pytest
 
 from vlm_sudoku.runtime.cli import default_model_dir
 from vlm_sudoku.runtime.clue_crops import load_clue_crops
+from vlm_sudoku.runtime.text_crops import load_text_crops
 from vlm_sudoku.runtime.image_io import load_image
 from vlm_sudoku.runtime.manifest import Manifest
 from vlm_sudoku.runtime.marks_map import load_layers
@@ -60,6 +61,7 @@ def test_the_model_card_is_written_from_the_folder_its_runs_and_its_measured_row
     card = (folder / "README.md").read_text()
     assert '"run": 21, "data_seed": 19' in card and "| photos-val | 32 | 100.0% | 100.0% | 100.00% | 50.0% |" in card
     assert ("clue crops (runtime/clue_crops.py): declares them" in card) == (load_clue_crops(folder) is not None)
+    assert ("text crops (runtime/text_crops.py): declares them" in card) == (load_text_crops(folder) is not None)
     assert "- rendered-classic: grids read exactly, by the grid's cell size in the picture: <20 px 0 of 1, >=40 px 2 of 2" in card
     assert "CC-BY-4.0" in card
     missing = CliRunner().invoke(main, [str(tmp_path / "nowhere")])

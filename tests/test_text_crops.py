@@ -242,3 +242,10 @@ def test_vlm_solve_reports_the_text_crops_it_asked(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "text crops: 2 lines of words read in" in proc.stderr, proc.stderr
     assert "lines" in json.loads(proc.stdout.splitlines()[0])["timings"]
+
+
+def test_the_model_card_says_a_model_reads_text_crops(tmp_path: Path) -> None:
+    from vlm_sudoku.tools.train.model_card import card
+
+    folder = default_model_declaring(tmp_path, {CONFIG_KEY: TextCrops(lines=10).to_dict()}) / "hf"
+    assert "text crops (runtime/text_crops.py): declares them (`vlm_sudoku_text_crops`), so the 10 lines" in card(folder)

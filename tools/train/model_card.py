@@ -24,10 +24,12 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
     from ...runtime.grid_view import CONFIG_KEY, load_grid_view
     from ...runtime.marks_map import CONFIG_KEY as MAP_KEY, load_layers
     from ...runtime.model_config import ModelConfig
+    from ...runtime.text_crops import CONFIG_KEY as TEXT_KEY, load_text_crops
 
     cfg = ModelConfig.from_folder(model_dir)
     layers = load_layers(model_dir)
     crops = load_clue_crops(model_dir)
+    lines_asked = load_text_crops(model_dir)
     view = load_grid_view(model_dir) or recipe.GRID_VIEW
     weights = model_dir / "model.safetensors"
     params = f"{weights.stat().st_size / 2 / 1e6:.1f} M (fp16)" if weights.exists() else "?"
@@ -60,6 +62,10 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
            "number of its killer and outside maps (a cage sum, a sandwich or little-killer total) is cut out of the "
            f"picture where the map puts it, enlarged to {crops.size}x{crops.size}, and asked on its own; the answer "
            "replaces the map's number"] if crops is not None else []),
+        *([f"- text crops (runtime/text_crops.py): declares them (`{TEXT_KEY}`), so the {lines_asked.lines} lines of "
+           f"words nearest the grid are cut out level, {lines_asked.height} px high, and each asked which rules given in "
+           "words only (anti-knight, anti-king, non-consecutive, disjoint groups) it states; together they set those "
+           "rules"] if lines_asked is not None else []),
         f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
         f"answers (seed {recipe.TOKENIZER_SEED}); cell references stay whole",
         f"- initial weights: seed {recipe.MODEL_SEED}",
