@@ -104,10 +104,18 @@ class TextCrops:
 
     def crop(self, picture: Image.Image, corners: Sequence[Point], line: TextLine) -> Image.Image:
         """``line`` cut out of ``picture`` level, with a margin of a third of its height, scaled to ``height``."""
+        width, source = self.source(corners, line)
+        return warped(picture, (width, self.height), self.rectangle(width), source)
+
+    def source(self, corners: Sequence[Point], line: TextLine) -> tuple[int, Quad]:
+        """The width of ``line``'s crop, and where the crop's corners lie in the picture whose grid has ``corners``."""
         x0, y0, x1, y1 = padded(line.box)
         width = min(self.max_width, max(self.height, 28 * round(self.height * (x1 - x0) / (y1 - y0) / 28)))
-        return warped(picture, (width, self.height), _rectangle(width, self.height),
-                      in_picture(corners, ((x0, y0), (x1, y0), (x1, y1), (x0, y1))))
+        return width, in_picture(corners, ((x0, y0), (x1, y0), (x1, y1), (x0, y1)))  # type: ignore[return-value]
+
+    def rectangle(self, width: int) -> Quad:
+        """A crop of ``width``'s own corners."""
+        return _rectangle(width, self.height)
 
 
 def padded(box: Box) -> Box:

@@ -207,9 +207,10 @@ def test_a_render_notes_every_word_where_it_is_drawn_and_its_rule_lines_against_
     assert checked >= 10 and neighbours >= 1
 
 
-def test_the_text_drill_asks_lines_found_as_the_runtime_finds_them_and_answers_what_their_words_state(
+def test_the_text_drill_asks_lines_found_as_the_runtime_finds_them_and_labels_the_words_that_state_a_rule(
         tmp_path: Path) -> None:
-    from vlm_sudoku.tools.train.data import TEXT, Mix, SampleMaker
+    from vlm_sudoku.tools.train.data import (IGNORE, LABEL_COLUMNS, TEXT, TEXT_COLUMNS, TEXT_GROUPS, Mix,
+                                             SampleMaker)
 
     folder = default_model_declaring(tmp_path, {CONFIG_KEY: TextCrops().to_dict()}) / "hf"
     maker = SampleMaker(folder, seed=4, mix=Mix(photo_rate=0.0, kinds="classic", sizes=(9,), per_picture=4,
@@ -220,8 +221,16 @@ def test_the_text_drill_asks_lines_found_as_the_runtime_finds_them_and_answers_w
         if sample.question != TEXT:
             continue
         answer = maker.tok.decode([t for t in sample.labels if t >= 0 and t != maker.tok.specials.im_end])
-        assert text_answer(answer) is not None
-        assert sample.grid_thw[0, 1] * 14 == TextCrops().height and sample.token_labels is None
+        said = text_answer(answer)
+        assert said is not None
+        assert sample.grid_thw[0, 1] * 14 == TextCrops().height
+        # the tokens over the words that state a rule are labelled with it (line_token_labels), no others
+        tokens = sample.input_ids.count(maker.tok.specials.image_pad)
+        assert sample.token_labels.shape == (tokens, LABEL_COLUMNS)
+        bits = {rule: sample.token_labels[:, TEXT_COLUMNS.start + TEXT_GROUPS.index(rule)] for rule in WORDS_ONLY}
+        assert all(set(np.unique(b)) <= {0, 1} for b in bits.values())
+        assert {rule for rule, b in bits.items() if b.any()} == set(said)
+        assert (sample.token_labels[:, :TEXT_COLUMNS.start] == IGNORE).all()
         answers.append(answer)
     assert len(answers) >= 8 and any(a != "none" for a in answers) and "none" in answers
     plain = SampleMaker(folder, seed=4, mix=Mix(photo_rate=0.0, kinds="classic", sizes=(9,)), photos_dir=None)
@@ -249,3 +258,24 @@ def test_the_model_card_says_a_model_reads_text_crops(tmp_path: Path) -> None:
 
     folder = default_model_declaring(tmp_path, {CONFIG_KEY: TextCrops(lines=10).to_dict()}) / "hf"
     assert "text crops (runtime/text_crops.py): declares them (`vlm_sudoku_text_crops`), so the 10 lines" in card(folder)
+
+
+def test_every_rule_sentence_and_title_states_its_own_words_only_rule_and_no_other() -> None:
+    from vlm_sudoku.tools.render import text as T
+    from vlm_sudoku.tools.render.puzzles import VARIANT_KINDS, sample_puzzle
+
+    seen = set()
+    for i in range(600):
+        rng = random.Random(i)
+        puzzle, _ = sample_puzzle(rng, sizes=(4, 6, 9, 16), kinds=(VARIANT_KINDS[i % len(VARIANT_KINDS)],))
+        for group, sentence in T.rule_sentences(puzzle, rng):
+            seen.add(group)
+            assert T.stated(sentence) == ((group,) if group in WORDS_ONLY else ()), sentence
+    assert set(WORDS_ONLY) <= seen
+    for group, names in T.TITLES.items():
+        for name in names:
+            assert T.stated(f"{name} Sudoku") == ((group,) if group in WORDS_ONLY else ()), name
+    assert not any(T.stated(word) for word in T.WORDS)  # the filler never states one
+    # a sentence wrapped: only the words that say the rule carry it
+    assert T.stating_words("Diagonally touching cells cannot".split()) == [("antiking",), ("antiking",), (), ()]
+    assert T.stating_words(["contain", "the", "same", "digit."]) == [(), (), (), ()]

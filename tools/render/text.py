@@ -88,6 +88,23 @@ def stated(line: str) -> tuple[str, ...]:
     return tuple(rule for rule, words in STATED_BY.items() if words.search(line))
 
 
+def stating_words(words: Sequence[str]) -> list[tuple[str, ...]]:
+    """For each word of a line (in order), the words-only rules (STATED_BY) whose words it is part of: what the
+    text crops' tokens over it are taught (train/data.py line_token_labels)."""
+    line, spans = "", []
+    for word in words:
+        start = len(line) + (1 if line else 0)
+        line = f"{line} {word}" if line else word
+        spans.append((start, start + len(word)))
+    out: list[list[str]] = [[] for _ in words]
+    for rule, pattern in STATED_BY.items():
+        for m in pattern.finditer(line):
+            for k, (a, b) in enumerate(spans):
+                if a < m.end() and m.start() < b and rule not in out[k]:
+                    out[k].append(rule)
+    return [tuple(rules) for rules in out]
+
+
 def title_groups(puzzle: Puzzle) -> tuple[str, ...]:
     """The rule groups :func:`title` names (TEXT_GROUPS)."""
     return tuple(g for g in _groups(puzzle) if g in TITLES)

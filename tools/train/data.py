@@ -33,7 +33,8 @@ from ...runtime.marks_map import layers_of
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
 from ...runtime.prompts import QUESTIONS, prompt_ids, question_text
 from ...runtime.rules_check import WORDS_ONLY
-from ...runtime.text_crops import QUESTION as TEXT, TextLine, load_text_crops, text_answer_text, text_prompt_ids
+from ...runtime.text_crops import (QUESTION as TEXT, TextCrops, TextLine, load_text_crops, text_answer_text,
+                                   text_prompt_ids)
 from ...runtime.tokenizer import Tokenizer
 from ...solver.constraints.lines import Between, Palindrome, Renban, Thermo, Whisper
 from ...solver.constraints.sums import Arrow, Killer
@@ -321,7 +322,7 @@ class SampleMaker:
         texts = drawn.details.get("texts") or []
         return _Picture(np.zeros((0, 0), np.float32), np.zeros((0, 3), np.int64), [], puzzle, None, "render",
                         [TEXT] * self.mix.per_picture, None, (drawn.image, corners, drawn.corners, []), [],
-                        [(line, line_rules(line.box, texts)) for line in found])
+                        [(line, line_rules(line.box, texts)) for line in found], texts)
 
     def _text(self, picture: "_Picture", rng: random.Random) -> Sample:
         """A text crop of one of ``picture``'s lines (one that states a rule STATED_SHARE of the time, where there is
@@ -329,11 +330,17 @@ class SampleMaker:
         assert self.lines is not None and picture.located is not None
         stating = [pair for pair in picture.lines if pair[1]]
         line, rules = rng.choice(stating if stating and rng.random() < STATED_SHARE else picture.lines)
-        image, corners = picture.located[0], picture.located[1]
-        pixels, grid = preprocess(self.lines.crop(image, corners, line), self.image_settings)
-        ids = text_prompt_ids(self.tok, num_image_tokens(grid, self.image_settings.merge_size))
+        image, corners, true_corners = picture.located[0], picture.located[1], picture.located[2]
+        crop = self.lines.crop(image, corners, line)
+        pixels, grid = preprocess(crop, self.image_settings)
+        count = num_image_tokens(grid, self.image_settings.merge_size)
+        ids = text_prompt_ids(self.tok, count)
         answer = self.tok.encode(text_answer_text(rules)) + [self.tok.specials.im_end]
-        return Sample(pixels, grid, ids + answer, [IGNORE] * len(ids) + answer, picture.source, TEXT, None)
+        labels = None
+        factor = self.image_settings.factor
+        if count * factor ** 2 == crop.width * crop.height:  # (the crop's size was kept)
+            labels = line_token_labels(self.lines, corners, true_corners, line, picture.words, factor)
+        return Sample(pixels, grid, ids + answer, [IGNORE] * len(ids) + answer, picture.source, TEXT, labels)
 
     def _ask(self, picture: "_Picture", rng: random.Random, question: str) -> Sample | None:
         """A sample of ``question`` about ``picture``; None when the answer is too long to train on."""
@@ -425,8 +432,10 @@ class _Picture:
     # numbers' glyphs as draw_puzzle recorded them)
     located: tuple | None = None
     clues: list[Clue] = field(default_factory=list)  # its printed clue numbers (clue crops; renders only)
-    # the lines of words the runtime would ask about, each with the words-only rules it states (text drill only)
+    # the lines of words the runtime would ask about, each with the words-only rules it states, and every word drawn
+    # with its box in the grid's unit square (text drill only)
     lines: list[tuple[TextLine, tuple[str, ...]]] = field(default_factory=list)
+    words: list[tuple[str, Sequence[float]]] = field(default_factory=list)
 
 
 def _questions(rng: random.Random, weights: Sequence[float], count: int, possible: set[str]) -> list[str]:
@@ -489,13 +498,47 @@ def cell_labels(view, moved: Sequence[Point], corners: Sequence[Point], puzzle: 
     return out
 
 
-def line_rules(box: Sequence[float], words: Sequence[tuple[str, Sequence[float]]]) -> tuple[str, ...]:
-    """The words-only rules (render.text.stated) that the drawn words inside a found line's ``box`` state together
-    (``words``: a render's details["texts"], in the order drawn, boxes in the grid's unit square): the words whose
-    middle is in it."""
+def _words_in(box: Sequence[float], words: Sequence[tuple[str, Sequence[float]]]) -> list[tuple[str, Sequence[float]]]:
+    """The drawn words (a render's details["texts"], in the order drawn, boxes in the grid's unit square) whose middle
+    is in a found line's ``box``."""
     x0, y0, x1, y1 = box
-    inside = [word for word, (a, b, c, d) in words if x0 <= (a + c) / 2 <= x1 and y0 <= (b + d) / 2 <= y1]
-    return T.stated(" ".join(inside))
+    return [(word, b) for word, b in words if x0 <= (b[0] + b[2]) / 2 <= x1 and y0 <= (b[1] + b[3]) / 2 <= y1]
+
+
+def line_rules(box: Sequence[float], words: Sequence[tuple[str, Sequence[float]]]) -> tuple[str, ...]:
+    """The words-only rules (render.text.stated) that the drawn words inside a found line's ``box`` state together."""
+    return T.stated(" ".join(word for word, _ in _words_in(box, words)))
+
+
+def line_token_labels(crops: TextCrops, corners: Sequence[Point], true_corners: Sequence[Point], line: TextLine,
+                      words: Sequence[tuple[str, Sequence[float]]], token_px: int) -> np.ndarray:
+    """Per merged token of a text crop (cut through ``corners``, the grid's true corners being ``true_corners``): a
+    bit in the TEXT_COLUMNS of each words-only rule whose words (render.text.stating_words) cover a quarter of the
+    token or of the word, 0 where none does; IGNORE in the other columns (the other rules' words are not labelled in a
+    crop). Why: the answers alone did not teach the crops in a short run (probe run 28 answered "none" to every line),
+    as they did not teach the clue crops' digits (run 19) before their tokens were labelled (glyph_labels)."""
+    width, source = crops.source(corners, line)
+    rows, cols = crops.height // token_px, width // token_px
+    out = np.full((rows * cols, LABEL_COLUMNS), IGNORE, dtype=np.int64)
+    columns = [TEXT_COLUMNS.start + TEXT_GROUPS.index(rule) for rule in WORDS_ONLY]
+    out[:, columns] = 0
+    inside = _words_in(line.box, words)
+    unit_to_picture = perspective_coefficients(UNIT_SQUARE, true_corners)
+    picture_to_crop = perspective_coefficients(source, crops.rectangle(width))
+    xs, ys = np.arange(cols + 1) * token_px, np.arange(rows + 1) * token_px
+    for (_word, (x0, y0, x1, y1)), rules in zip(inside, T.stating_words([w for w, _ in inside])):
+        if not rules:
+            continue
+        px, py = apply_perspective(unit_to_picture, np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1]))
+        cx, cy = apply_perspective(picture_to_crop, px, py)
+        wide = np.clip(np.minimum(xs[1:], cx.max()) - np.maximum(xs[:-1], cx.min()), 0, None)
+        high = np.clip(np.minimum(ys[1:], cy.max()) - np.maximum(ys[:-1], cy.min()), 0, None)
+        overlap = np.outer(high, wide).ravel()  # raster order of the tokens
+        area = max(1e-6, (cx.max() - cx.min()) * (cy.max() - cy.min()))
+        covered = overlap >= 0.25 * min(token_px * token_px, area)
+        for rule in rules:
+            out[covered, TEXT_COLUMNS.start + TEXT_GROUPS.index(rule)] = 1
+    return out
 
 
 def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point], n: int, clue: Clue,
