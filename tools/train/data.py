@@ -525,20 +525,27 @@ def line_token_labels(crops: TextCrops, corners: Sequence[Point], true_corners: 
     inside = _words_in(line.box, words)
     unit_to_picture = perspective_coefficients(UNIT_SQUARE, true_corners)
     picture_to_crop = perspective_coefficients(source, crops.rectangle(width))
-    xs, ys = np.arange(cols + 1) * token_px, np.arange(rows + 1) * token_px
-    for (_word, (x0, y0, x1, y1)), rules in zip(inside, T.stating_words([w for w, _ in inside])):
-        if not rules:
-            continue
-        px, py = apply_perspective(unit_to_picture, np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1]))
-        cx, cy = apply_perspective(picture_to_crop, px, py)
-        wide = np.clip(np.minimum(xs[1:], cx.max()) - np.maximum(xs[:-1], cx.min()), 0, None)
-        high = np.clip(np.minimum(ys[1:], cy.max()) - np.maximum(ys[:-1], cy.min()), 0, None)
-        overlap = np.outer(high, wide).ravel()  # raster order of the tokens
-        area = max(1e-6, (cx.max() - cx.min()) * (cy.max() - cy.min()))
-        covered = overlap >= 0.25 * min(token_px * token_px, area)
-        for rule in rules:
-            out[covered, TEXT_COLUMNS.start + TEXT_GROUPS.index(rule)] = 1
+    for (_word, box), rules in zip(inside, T.stating_words([w for w, _ in inside])):
+        if rules:
+            _, covered = _token_cover(box, unit_to_picture, picture_to_crop, rows, cols, token_px)
+            for rule in rules:
+                out[covered, TEXT_COLUMNS.start + TEXT_GROUPS.index(rule)] = 1
     return out
+
+
+def _token_cover(box: Sequence[float], unit_to_picture: Sequence[float], picture_to_crop: Sequence[float], rows: int,
+                 cols: int, token_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """How much of each token of a crop (rows x cols tokens of token_px, raster order) a box of the grid's unit square
+    covers, in crop pixels, and which tokens it covers enough to label: a quarter of the token or of the box."""
+    x0, y0, x1, y1 = box
+    px, py = apply_perspective(unit_to_picture, np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1]))
+    cx, cy = apply_perspective(picture_to_crop, px, py)
+    xs, ys = np.arange(cols + 1) * token_px, np.arange(rows + 1) * token_px
+    wide = np.clip(np.minimum(xs[1:], cx.max()) - np.maximum(xs[:-1], cx.min()), 0, None)
+    high = np.clip(np.minimum(ys[1:], cy.max()) - np.maximum(ys[:-1], cy.min()), 0, None)
+    overlap = np.outer(high, wide).ravel()
+    area = max(1e-6, (cx.max() - cx.min()) * (cy.max() - cy.min()))
+    return overlap, overlap >= 0.25 * min(token_px * token_px, area)
 
 
 def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point], n: int, clue: Clue,
@@ -552,15 +559,8 @@ def glyph_labels(crops, corners: Sequence[Point], true_corners: Sequence[Point],
     unit_to_picture = perspective_coefficients(UNIT_SQUARE, true_corners)
     picture_to_crop = perspective_coefficients(crops.source(corners, n, clue), crops.square)
     best = np.zeros(tokens * tokens)
-    edges = np.arange(tokens + 1) * token_px
-    for ch, (x0, y0, x1, y1) in glyphs:
-        px, py = apply_perspective(unit_to_picture, np.array([x0, x1, x1, x0]), np.array([y0, y0, y1, y1]))
-        cx, cy = apply_perspective(picture_to_crop, px, py)
-        gx0, gx1, gy0, gy1 = cx.min(), cx.max(), cy.min(), cy.max()
-        wide = np.clip(np.minimum(edges[1:], gx1) - np.maximum(edges[:-1], gx0), 0, None)
-        high = np.clip(np.minimum(edges[1:], gy1) - np.maximum(edges[:-1], gy0), 0, None)
-        overlap = np.outer(high, wide).ravel()  # raster order of the tokens
-        enough = overlap >= 0.25 * min(token_px * token_px, max(1e-6, (gx1 - gx0) * (gy1 - gy0)))
+    for ch, box in glyphs:
+        overlap, enough = _token_cover(box, unit_to_picture, picture_to_crop, tokens, tokens, token_px)
         take = enough & (overlap > best)
         out[take, GLYPH_COLUMN] = 1 + int(ch)
         best[take] = overlap[take]
