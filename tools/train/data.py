@@ -217,8 +217,9 @@ class SampleMaker:
         return (self._with_context(image, drawn.image), puzzle, labels, title, (drawn.image, moved, drawn.corners, glyphs),
                 lines)
 
-    def _drawn_puzzle(self, rng: random.Random, easy: bool, kinds: str | None = None):
-        """A puzzle of the mix (or of ``kinds``) and its rendered picture."""
+    def _drawn_puzzle(self, rng: random.Random, easy: bool, kinds: str | None = None, small: bool = True):
+        """A puzzle of the mix (or of ``kinds``) and its rendered picture; ``small``: a share of them drawn as small
+        photos (Mix.small_pictures), else none."""
         mix = self.mix
         sizes = (4, 6, 9) if easy else mix.sizes
         puzzle, solution = sample_puzzle(rng, sizes=sizes, kinds=parse_kinds("classic" if easy else kinds or mix.kinds))
@@ -230,7 +231,7 @@ class SampleMaker:
             puzzle = puzzle.with_givens([[solution[r][c] if rng.random() < keep else 0 for c in range(n)]
                                          for r in range(n)])
         style = "app" if easy else rng.choices(list(STYLE_WEIGHTS), list(STYLE_WEIGHTS.values()))[0]
-        small = bool(mix.small_pictures) and style != "app" and rng.random() < mix.small_pictures
+        small = small and bool(mix.small_pictures) and style != "app" and rng.random() < mix.small_pictures
         return render(puzzle, rng, style=style, small=small), puzzle
 
     def _with_context(self, view, picture) -> list:
@@ -314,7 +315,8 @@ class SampleMaker:
         """A rendered puzzle of TEXT_KINDS whose every sample is a text crop; None when no line of words is found
         around its grid. The lines are found as the runtime finds them, through corners jittered as a view's are."""
         assert self.lines is not None
-        drawn, puzzle = self._drawn_puzzle(rng, False, TEXT_KINDS)
+        # (never a small photo: its rule text would be a few pixels high, a line to guess, not to read)
+        drawn, puzzle = self._drawn_puzzle(rng, False, TEXT_KINDS, small=False)
         corners = self._jittered(drawn.corners, rng)
         found = self.lines.find(drawn.image, corners)
         if not found:
