@@ -42,7 +42,7 @@ from .marks_map import code_rows, layers_of, load_layers, maps_in, stand_in_read
 from .prompts import SharedPrompt, prompt_ids, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 from .rules_check import RulesCheck, check_rules
-from .text_crops import QUESTION as TEXT, TextCrops, load_text_crops, stated_in, with_stated
+from .text_crops import QUESTION as TEXT, TextCrops, TextLine, load_text_crops, stated_in, with_stated
 
 QUESTION_ORDER = ("rules", "digits")
 DEFAULT_VIEWS = len(ZOOMS)
@@ -65,8 +65,9 @@ class Reading:
     # the clue crops' answers (models that declare them: runtime/clue_crops.py), by layer and map place, and their time
     clues: dict[str, dict[tuple[int, int], str]] = field(default_factory=dict)
     clues_s: float = 0.0
-    # the text crops' answers (models that declare them: runtime/text_crops.py), a line's each, nearest the grid first
-    lines: list[str] = field(default_factory=list)
+    # the text crops (models that declare them: runtime/text_crops.py): each line asked, nearest the grid first, and
+    # its answer
+    lines: list[tuple[TextLine, str]] = field(default_factory=list)
     lines_s: float = 0.0
 
     def texts(self) -> dict[str, str]:
@@ -74,7 +75,7 @@ class Reading:
         crops' as "text:<line>"."""
         return {**{q: g.text for q, g in self.answers.items()},
                 **{f"{CLUE}:{layer}:{r},{c}": text for layer, read in self.clues.items() for (r, c), text in read.items()},
-                **{f"{TEXT}:{k}": text for k, text in enumerate(self.lines)}}
+                **{f"{TEXT}:{k}": text for k, (_line, text) in enumerate(self.lines)}}
 
     def voted_maps(self) -> dict[str, str]:
         """The marks maps by layer (runtime/marks_map.py; none for models that declare no map): each voted cell
@@ -226,7 +227,7 @@ class Pipeline:
             return
         t = time.perf_counter()
         for line in self.text_crops.find(picture, viewed.corners):
-            reading.lines.append(self.crop_text(self.text_crops.crop(picture, viewed.corners, line), TEXT))
+            reading.lines.append((line, self.crop_text(self.text_crops.crop(picture, viewed.corners, line), TEXT)))
         reading.lines_s = time.perf_counter() - t
 
     def crop_text(self, crop: Image.Image, question: str) -> str:

@@ -279,3 +279,27 @@ def test_every_rule_sentence_and_title_states_its_own_words_only_rule_and_no_oth
     # a sentence wrapped: only the words that say the rule carry it
     assert T.stating_words("Diagonally touching cells cannot".split()) == [("antiking",), ("antiking",), (), ()]
     assert T.stating_words(["contain", "the", "same", "digit."]) == [(), (), (), ()]
+
+
+def test_eval_reader_scores_each_line_asked_against_the_words_drawn_in_it(tmp_path: Path) -> None:
+    from vlm_sudoku.runtime.pipeline import Pipeline, Reading
+    from vlm_sudoku.runtime.text_crops import TextLine
+    from vlm_sudoku.tools.eval_reader import Score, evaluate, score_lines, table
+
+    words = [("Cells", (0.0, 1.1, 0.1, 1.15)), ("a", (0.11, 1.1, 0.13, 1.15)), ("knight's", (0.14, 1.1, 0.3, 1.15)),
+             ("Normal", (0.0, 1.2, 0.15, 1.25)), ("rules.", (0.16, 1.2, 0.3, 1.25))]
+    stating, plain = TextLine((-0.01, 1.09, 0.31, 1.16), 0.09), TextLine((-0.01, 1.19, 0.31, 1.26), 0.19)
+    reading = Reading([], {}, 0, 0.0, None, lines=[(stating, "antiknight"), (plain, "antiking"), (plain, "none"),
+                                                    (stating, "a knight")])
+    score = Score()
+    score_lines(reading, words, score)
+    assert (score.text_lines, score.text_lines_right, score.stating_lines, score.stating_lines_right) == (4, 2, 2, 1)
+    assert score.row("x")["text_crops"] == {"lines": 4, "right": 2, "stating": 2, "stating_right": 1}
+    assert Score().row("x")["text_crops"] is None  # (a model without text crops: no tally)
+
+    pipeline = Pipeline.load(default_model_declaring(tmp_path, {CONFIG_KEY: TextCrops(lines=2).to_dict()}),
+                             provider="cpu", views=1)
+    rows = evaluate(pipeline, ["rendered-few-clues"], 2, progress=False)
+    tally = rows[0]["text_crops"]
+    assert tally is not None and tally["lines"] >= 2 and tally["lines"] <= 4
+    assert "rendered-few-clues: text crops:" in table(rows)

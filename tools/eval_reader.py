@@ -51,7 +51,7 @@ from ..runtime.clue_crops import clue_answer, clues_of
 from ..runtime.grid_view import ZOOMS
 from ..runtime.marks_map import map_is_right, map_text, maps_in, rules_with_maps
 from ..runtime.rules_check import WORDS_ONLY, RulesCheck
-from ..runtime.text_crops import stated_in, with_stated
+from ..runtime.text_crops import stated_in, text_answer, with_stated
 from ..solver.errors import VlmSudokuError
 from ..solver.puzzle import Grid, Puzzle
 from ..solver.solve import SOLVED, solve
@@ -70,6 +70,7 @@ class Item:
     puzzle: Puzzle  # the truth: givens + rules
     check_rules: bool = True
     cell_px: float | None = None  # the true grid's shortest side over its size, in the picture's pixels
+    words: list | None = None  # renders: every word drawn, with its box in the grid's unit square (details["texts"])
 
 
 #: Upper bounds (pixels a cell, exclusive) of grid_exact_by_cell_px's bins; the last bin has none.
@@ -136,6 +137,12 @@ class Score:
     clue_readings: int = 0
     clue_readings_exact: int = 0
     clue_readings_exact_without: int = 0
+    # models that declare text crops (runtime/text_crops.py), on renders: the lines asked and those answered with
+    # exactly the words-only rules their words state, and the same for the lines that state one
+    text_lines: int = 0
+    text_lines_right: int = 0
+    stating_lines: int = 0
+    stating_lines_right: int = 0
 
     def row(self, name: str) -> dict:
         images = max(1, self.images)
@@ -178,6 +185,8 @@ class Score:
             "clues": {"asked": self.clues, "crop_right": self.clues_right, "map_right": self.clues_map_right,
                       "readings": self.clue_readings, "rules_exact": self.clue_readings_exact,
                       "rules_exact_without_crops": self.clue_readings_exact_without} if self.clue_readings else None,
+            "text_crops": {"lines": self.text_lines, "right": self.text_lines_right, "stating": self.stating_lines,
+                           "stating_right": self.stating_lines_right} if self.text_lines else None,
             "misread": self.misread,
         }
 
@@ -308,6 +317,21 @@ def score_clues(reading: Any, truth: Puzzle, score: Score) -> None:
     score.clue_readings_exact_without += exact[1]
 
 
+def score_lines(reading: Any, words: list, score: Score) -> None:
+    """Tally a reading's text crops (runtime/text_crops.py) against what the words drawn in each line state
+    (tools/train/data.py line_rules, the drill's own labels): an answer that is not one counts as wrong."""
+    from .train.data import line_rules
+
+    for line, answer in reading.lines:
+        truth, said = set(line_rules(line.box, words)), text_answer(answer)
+        right = said is not None and set(said) == truth
+        score.text_lines += 1
+        score.text_lines_right += right
+        if truth:
+            score.stating_lines += 1
+            score.stating_lines_right += right
+
+
 def _rules_scores(read: Puzzle | None, truth: Puzzle) -> tuple[bool, bool]:
     """(exactly the truth's rules, the truth's rule types) of a reading; both False for none."""
     return (same_rules(read, truth), same_rule_types(read, truth)) if read is not None else (False, False)
@@ -369,7 +393,8 @@ def rendered_items(kinds: str, count: int, sizes: tuple[int, ...]) -> Iterator[I
 
     for i in range(count):
         r = sample(EVAL_SEED_BASE + i, sizes=sizes, kinds=kinds)
-        yield Item(f"seed{EVAL_SEED_BASE + i}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, r.puzzle.size))
+        yield Item(f"seed{EVAL_SEED_BASE + i}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, r.puzzle.size),
+                   words=r.details.get("texts"))
 
 
 def by_kind_items(count: int) -> Iterator[Item]:
@@ -380,7 +405,7 @@ def by_kind_items(count: int) -> Iterator[Item]:
     for i in range(count):
         seed = EVAL_SEED_BASE + 10**6 + i
         r = sample(seed, sizes=(9,), kinds=kinds[i % len(kinds)])
-        yield Item(f"seed{seed}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, 9))
+        yield Item(f"seed{seed}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, 9), words=r.details.get("texts"))
 
 
 def few_clue_items(count: int) -> Iterator[Item]:
@@ -400,7 +425,7 @@ def few_clue_items(count: int) -> Iterator[Item]:
         puzzle, _solution = sample_puzzle(rng, sizes=(9,), kinds=(kinds[i % len(kinds)],))
         puzzle = fewer_clues(puzzle, rng)
         r = render(puzzle, rng)
-        yield Item(f"seed{seed}", r.image, puzzle, cell_px=grid_cell_px(r.corners, 9))
+        yield Item(f"seed{seed}", r.image, puzzle, cell_px=grid_cell_px(r.corners, 9), words=r.details.get("texts"))
 
 
 SET_NOTES = {  # what each set is, in the words a reader of a table needs
@@ -468,6 +493,8 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
                     read, checked, ruled = settled_givens(reader, reading, item.puzzle.size)
                     if reading.clues:
                         score_clues(reading, item.puzzle, score)
+                    if reading.lines and item.words is not None:
+                        score_lines(reading, item.words, score)
                     score.check_seconds += time.perf_counter() - t
                     true_rules = {c.rule for c in item.puzzle.constraints}
                     if ruled is not None and ruled.instead is None:
@@ -534,6 +561,11 @@ def table(rows: list[dict]) -> str:
             lines += ["", f"{r['set']}: clue crops: {c['crop_right']} of {c['asked']} printed numbers read right "
                           f"(the maps' own: {c['map_right']}); rules exact {c['rules_exact']} of {c['readings']} "
                           f"readings with a crop ({c['rules_exact_without_crops']} without the crops)"]
+    for r in rows:
+        if r.get("text_crops"):
+            t = r["text_crops"]
+            lines += ["", f"{r['set']}: text crops: {t['right']} of {t['lines']} lines answered with the rules their "
+                          f"words state ({t['stating_right']} of the {t['stating']} that state one)"]
     for r in rows:
         if (line := cell_px_line(r)):
             lines += ["", line]
