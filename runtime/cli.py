@@ -187,7 +187,8 @@ class _Stages:
         elif name == "clues":
             self.line(f"clue crops: {info['clues']} printed numbers read again in {1000 * info['seconds']:.0f} ms")
         elif name == "lines":
-            said = ", ".join(info["stated"]) if info["stated"] else "none of the rules given in words only"
+            said = (", ".join(info["stated"]) if info["stated"]
+                    else "none of the rules given in words only (the rules answer's stand)")
             self.line(f"text crops: {info['lines']} lines of words read in {1000 * info['seconds']:.0f} ms: {said}")
         elif name == "solve":
             views = f" (digits of {info['views']} views combined)" if info["views"] > 1 else ""

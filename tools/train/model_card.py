@@ -64,8 +64,8 @@ def card(model_dir: Path, state: dict[str, Any] | None = None, eval_rows: list[d
            "replaces the map's number"] if crops is not None else []),
         *([f"- text crops (runtime/text_crops.py): declares them (`{TEXT_KEY}`), so the {lines_asked.lines} lines of "
            f"words nearest the grid are cut out level, {lines_asked.height} px high, and each asked which rules given in "
-           "words only (anti-knight, anti-king, non-consecutive, disjoint groups) it states; together they set those "
-           "rules"] if lines_asked is not None else []),
+           "words only (anti-knight, anti-king, non-consecutive, disjoint groups) it states; where they state any, "
+           "together they set those rules"] if lines_asked is not None else []),
         f"- tokenizer: byte-level BPE of {recipe.VOCAB_SIZE} trained on {recipe.TOKENIZER_PUZZLES} sampled puzzles' "
         f"answers (seed {recipe.TOKENIZER_SEED}); cell references stay whole",
         f"- initial weights: seed {recipe.MODEL_SEED}",
