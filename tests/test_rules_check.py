@@ -140,3 +140,20 @@ def test_vlm_solve_solves_with_the_rule_put_in_place_and_says_so() -> None:
     assert obj["rules"]["rules"] == [{"type": "antiknight"}] and "rule_left_out" not in obj
     assert obj["rule_replaced"]["type"] == "antiking" and obj["rule_replaced"]["by"] == "antiknight"
     assert obj["rule_replaced"]["status_as_read"] == NO_SOLUTION and obj["rule_replaced"]["why"].startswith("rules check")
+
+
+def test_eval_reader_counts_the_rules_exact_after_the_rules_check_as_vlm_solve_reports_them() -> None:
+    from vlm_sudoku.tools.eval_reader import Score, score_rules_check, table
+
+    truth = _classic()
+    misread = _with(truth, {"type": "disjoint"})
+    check = check_rules(misread, solve(misread))
+    score = Score(checked=True)
+    score.rules_checked = 3
+    score_rules_check(check, False, truth, score)  # read with a rule too many, which the check left out
+    score_rules_check(None, True, truth, score)  # read right, nothing to check
+    score_rules_check(None, False, truth, score)  # read wrong, the check found nothing to do
+    assert (score.rules_left_out, score.rules_left_out_right, score.rules_replaced) == (1, 1, 0)
+    assert score.row("x")["rules_exact_checked"] == pytest.approx(2 / 3)
+    assert Score().row("x")["rules_exact_checked"] is None  # (no check ran: a backend without one)
+    assert "rules exact after the rules check (as vlm-solve reports them): x 66.7%" in table([score.row("x")])

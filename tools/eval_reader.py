@@ -126,6 +126,7 @@ class Score:
     rules_left_out_right: int = 0  # ... of a type the true puzzle does not have
     rules_replaced: int = 0  # readings the rules check solved with a words-only rule taken for another ...
     rules_replaced_right: int = 0  # ... the one taken being the true puzzle's and the one read not
+    rules_exact_checked: int = 0  # readings with the truth's rules after the rules check (what vlm-solve reports)
     check_seconds: float = 0.0
     misread: list = field(default_factory=list)  # per image with a wrong or unreadable digit: name, what went wrong
     # models that declare clue crops (runtime/clue_crops.py): the printed numbers asked where the truth prints one,
@@ -160,6 +161,8 @@ class Score:
             "rules_left_out_right": checked and self.rules_left_out_right,
             "rules_replaced": checked and self.rules_replaced,
             "rules_replaced_right": checked and self.rules_replaced_right,
+            "rules_exact_checked": (self.rules_exact_checked / self.rules_checked
+                                    if self.checked and self.rules_checked else None),
             "rules_exact": self.rules_exact / max(1, self.rules_checked) if self.rules_checked else None,
             "rules_drawn": self.rules_drawn,
             "rules_exact_drawn": self.rules_drawn_exact / self.rules_drawn if self.rules_drawn else None,
@@ -203,9 +206,10 @@ def same_rules(a: Puzzle, b: Puzzle) -> bool:
 
 
 def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid | None = None,
-               read: Grid | None = None) -> None:
+               read: Grid | None = None) -> bool | None:
     """Score one reading; ``checked``: the givens after the reading check when it changed them (None: as read);
-    ``read``: the givens as the pipeline read them (its views combined), else parsed from the digits answer."""
+    ``read``: the givens as the pipeline read them (its views combined), else parsed from the digits answer. Returns
+    whether the rules were read exactly (None where the item's rules are not scored)."""
     truth = item.puzzle
     n = truth.size
     score.images += 1
@@ -284,6 +288,8 @@ def score_item(item: Item, answers: dict[str, str], score: Score, checked: Grid 
         if rules_drawn(truth):
             score.rules_drawn += 1
             score.rules_drawn_exact += same
+        return same
+    return None
 
 
 def words_only(puzzle: Puzzle) -> str:
@@ -315,6 +321,21 @@ def score_clues(reading: Any, truth: Puzzle, score: Score) -> None:
     score.clue_readings += 1
     score.clue_readings_exact += exact[0]
     score.clue_readings_exact_without += exact[1]
+
+
+def score_rules_check(ruled: RulesCheck | None, same: bool | None, truth: Puzzle, score: Score) -> None:
+    """Tally what the rules check (runtime/rules_check.py) did to a reading whose rules were read exactly or not
+    (``same``; None where they are not scored): a rule type left out or replaced, whether rightly, and the rules
+    exact after it, which is what vlm-solve reports."""
+    true_rules = {c.rule for c in truth.constraints}
+    if ruled is not None and ruled.instead is None:
+        score.rules_left_out += 1
+        score.rules_left_out_right += ruled.dropped not in true_rules
+    elif ruled is not None:
+        score.rules_replaced += 1
+        score.rules_replaced_right += ruled.instead in true_rules and ruled.dropped not in true_rules
+    if same is not None:
+        score.rules_exact_checked += same if ruled is None else same_rules(ruled.puzzle, truth)
 
 
 def score_lines(reading: Any, words: list, score: Score) -> None:
@@ -484,7 +505,7 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
         with click.progressbar(items, label=name, file=sys.stderr) if progress else _nullbar(items) as bar:
             for item in bar:
                 t = time.perf_counter()
-                read = checked = None
+                read = checked = ruled = None
                 if check:
                     reading = reader.read_image(item.image, ("rules", "digits"))  # type: ignore[attr-defined]
                     answers = {**reading.texts(), **{f"map:{k}": v for k, v in reading.maps().items()}}  # (voted)
@@ -496,17 +517,12 @@ def evaluate(reader: Reader, sets: list[str], count: int, progress: bool = True)
                     if reading.lines and item.words is not None:
                         score_lines(reading, item.words, score)
                     score.check_seconds += time.perf_counter() - t
-                    true_rules = {c.rule for c in item.puzzle.constraints}
-                    if ruled is not None and ruled.instead is None:
-                        score.rules_left_out += 1
-                        score.rules_left_out_right += ruled.dropped not in true_rules
-                    elif ruled is not None:
-                        score.rules_replaced += 1
-                        score.rules_replaced_right += ruled.instead in true_rules and ruled.dropped not in true_rules
                 else:
                     answers = reader.read(item.image, ("rules", "digits"))
                     score.seconds += time.perf_counter() - t
-                score_item(item, answers, score, checked, read)
+                same = score_item(item, answers, score, checked, read)
+                if check:
+                    score_rules_check(ruled, same, item.puzzle, score)
         rows.append(score.row(name))
     return rows
 
@@ -548,6 +564,10 @@ def table(rows: list[dict]) -> str:
                 for r in rows if r.get("rules_replaced")]
     if replaced:
         lines += ["", "rules check: readings solved with a rule given in words taken for another: " + ", ".join(replaced)]
+    if left_out or replaced:
+        after = [f"{r['set']} {100 * r['rules_exact_checked']:.1f}%" for r in rows
+                 if r.get("rules_left_out") or r.get("rules_replaced")]
+        lines += ["", "rules exact after the rules check (as vlm-solve reports them): " + ", ".join(after)]
     for r in rows:
         if r.get("maps_by_layer"):
             lines += ["", f"{r['set']}: marks maps (without them: rules exact {100 * r['rules_exact_without_maps']:.1f}%, "
