@@ -10,10 +10,10 @@ cut out and scaled so that its letters are a token high shows the words as a cel
 
 Where the lines are: the picture is looked at in the frame of its grid (the grid's unit square, through the
 located corners), so the lines of a page photographed at a slant come out level. In that frame dark (or, on a
-dark page, light) ink is smeared along the rows, the grid and the ring of clues around it are blanked, and each
-connected run of words is a line; a run two lines high is split at the emptiest row between them. The lines
-nearest the grid come first: rules are printed beside, above or below their grid, the columns of a newspaper
-page further away.
+dark page, light) ink is smeared along the rows, the grid is blanked, and each connected run of words is a line;
+a run two lines high is split at the emptiest row between them, and pieces of one line far apart (a large title's
+words) are joined. Lines as high as rule text come first, nearest the grid first: rules are printed beside, above
+or below their grid, a newspaper page's columns further away and in smaller type.
 
 Like the clue crops, the text crops are part of a model's recipe: a model trained to read them says so in
 ``preprocessor_config.json`` under ``vlm_sudoku_text_crops``; other models (a real Qwen2-VL included) are never
@@ -164,7 +164,8 @@ def _smear(mask: np.ndarray, reach: int) -> np.ndarray:
 
 
 def find_lines(picture: Image.Image, corners: Sequence[Point]) -> list[TextLine]:
-    """Every line of words around the grid with ``corners`` in ``picture``, nearest the grid first."""
+    """Every line of words around the grid with ``corners`` in ``picture``: those at least RULE_HEIGHT high first,
+    each kind nearest the grid first."""
     gray, covered = search_view(picture, corners)
     ink = _ink(gray, covered)
     sx0, sy0 = SEARCH_BOX[0], SEARCH_BOX[1]
