@@ -23,7 +23,7 @@ from ..runtime.model_config import GenerationTokens
 from ..runtime.text_crops import load_text_crops
 from ..runtime.pipeline import CROP_ANSWER_TOKENS, QUESTION_ORDER, Pipeline, Reading
 from ..runtime.preprocess import ImageSettings, num_image_tokens, preprocess
-from ..runtime.prompts import prompt_ids, question_text
+from ..runtime.prompts import crop_prompt_ids, prompt_ids, question_text
 from ..runtime.tokenizer import Tokenizer
 
 
@@ -114,5 +114,5 @@ class TorchPipeline(Pipeline):
 
     def crop_text(self, crop: Image.Image, question: str) -> str:
         pixel_values, grid = preprocess(crop, self.image_settings)
-        ids = prompt_ids(self.tokenizer, question_text(question), [num_image_tokens(grid, self.image_settings.merge_size)])
+        ids = crop_prompt_ids(self.tokenizer, question, num_image_tokens(grid, self.image_settings.merge_size))
         return self.tokenizer.decode(self.generate_ids(ids, pixel_values, grid, CROP_ANSWER_TOKENS))

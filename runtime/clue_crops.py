@@ -33,8 +33,6 @@ from PIL import Image
 from .grid_view import Point, Quad, in_picture, warped
 from .marks_map import code_rows
 from .model_config import ModelFolderError
-from .prompts import prompt_ids, question_text
-from .tokenizer import Tokenizer
 
 CONFIG_KEY = "vlm_sudoku_clue_crops"
 QUESTION = "clue"  # the question's name (prompts.question_text)
@@ -134,12 +132,6 @@ def clue_answer(text: str) -> int | None:
     """The number a clue answer gives, or None where it is not one (the map's own number is then kept)."""
     m = _ANSWER.match(text)
     return int(m.group(1)) if m else None
-
-
-def clue_prompt_ids(tokenizer: Tokenizer, image_tokens: int) -> list[int]:
-    """The whole prompt of the clue question about one crop of ``image_tokens`` merged tokens (the crop is its only
-    image): what the runtime, the torch baseline and the training drill all ask."""
-    return prompt_ids(tokenizer, question_text(QUESTION), [image_tokens])
 
 
 def clue_answer_text(number: int) -> str:

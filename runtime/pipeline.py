@@ -39,7 +39,7 @@ from .engine import EncodedImage, Engine, Generation
 from .grid_view import ZOOMS, GridView, Viewed, load_grid_view
 from .image_io import load_image
 from .marks_map import code_rows, layers_of, load_layers, maps_in, stand_in_reading, valid_map, voted_map
-from .prompts import SharedPrompt, prompt_ids, question_text, shared_prompt
+from .prompts import SharedPrompt, crop_prompt_ids, question_text, shared_prompt
 from .reading_check import ALTERNATIVES, Correction, ReadingCheck, check_belief
 from .rules_check import RulesCheck, check_rules
 from .text_crops import QUESTION as TEXT, TextCrops, TextLine, load_text_crops, stated_in, with_stated
@@ -235,7 +235,7 @@ class Pipeline:
         only image."""
         engine = self.engine
         encoded = engine.encode_image(crop)
-        ids = prompt_ids(engine.tokenizer, question_text(question), [encoded.num_tokens])
+        ids = crop_prompt_ids(engine.tokenizer, question, encoded.num_tokens)
         return engine.generate(ids, images=[encoded], max_new_tokens=CROP_ANSWER_TOKENS).text
 
     def map_questions(self, answers: dict[str, Generation]) -> tuple[str, ...]:

@@ -34,9 +34,7 @@ from ..solver.puzzle import Puzzle
 from .grid_locate import _label_runs, _runs
 from .grid_view import Point, Quad, in_picture, perspective_coefficients, warped
 from .model_config import ModelFolderError
-from .prompts import prompt_ids, question_text
 from .rules_check import WORDS_ONLY
-from .tokenizer import Tokenizer
 
 CONFIG_KEY = "vlm_sudoku_text_crops"
 QUESTION = "text"  # the question's name (prompts.question_text)
@@ -287,12 +285,6 @@ def with_stated(puzzle: Puzzle, stated: Sequence[str] | None) -> Puzzle:
 def text_answer_text(rules: Sequence[str]) -> str:
     """What the model is trained to answer for a line stating ``rules`` (tools/train/data.py)."""
     return " ".join(r for r in WORDS_ONLY if r in rules) or NONE
-
-
-def text_prompt_ids(tokenizer: Tokenizer, image_tokens: int) -> list[int]:
-    """The whole prompt of the text question about one crop of ``image_tokens`` merged tokens (the crop is its only
-    image): what the runtime, the torch baseline and the training all ask."""
-    return prompt_ids(tokenizer, question_text(QUESTION), [image_tokens])
 
 
 def load_text_crops(folder) -> "TextCrops | None":

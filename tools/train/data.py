@@ -24,17 +24,15 @@ from typing import Sequence
 import numpy as np
 
 from ...runtime.answers import digits_text
-from ...runtime.clue_crops import (QUESTION as CLUE, Clue, clue_answer_text, clue_prompt_ids, clues_of,
-                                   load_clue_crops)
+from ...runtime.clue_crops import QUESTION as CLUE, Clue, clue_answer_text, clues_of, load_clue_crops
 from ...runtime.grid_view import (UNIT_SQUARE, Point, apply_perspective, load_grid_view, perspective_coefficients,
                                   prompt_images)
 from ...runtime.image_io import load_image
 from ...runtime.marks_map import layers_of
 from ...runtime.preprocess import ImageSettings, num_image_tokens, preprocess
-from ...runtime.prompts import QUESTIONS, prompt_ids, question_text
+from ...runtime.prompts import QUESTIONS, crop_prompt_ids, prompt_ids, question_text
 from ...runtime.rules_check import WORDS_ONLY
-from ...runtime.text_crops import (QUESTION as TEXT, TextCrops, TextLine, load_text_crops, text_answer_text,
-                                   text_prompt_ids)
+from ...runtime.text_crops import QUESTION as TEXT, TextCrops, TextLine, load_text_crops, text_answer_text
 from ...runtime.tokenizer import Tokenizer
 from ...solver.constraints.lines import Between, Palindrome, Renban, Thermo, Whisper
 from ...solver.constraints.sums import Arrow, Killer
@@ -336,7 +334,7 @@ class SampleMaker:
         crop = self.lines.crop(image, corners, line)
         pixels, grid = preprocess(crop, self.image_settings)
         count = num_image_tokens(grid, self.image_settings.merge_size)
-        ids = text_prompt_ids(self.tok, count)
+        ids = crop_prompt_ids(self.tok, TEXT, count)
         answer = self.tok.encode(text_answer_text(rules)) + [self.tok.specials.im_end]
         labels = None
         factor = self.image_settings.factor
@@ -381,7 +379,7 @@ class SampleMaker:
         n = picture.puzzle.size
         pixels, grid = preprocess(self.crops.crop(image, corners, n, clue), self.image_settings)
         count = num_image_tokens(grid, self.image_settings.merge_size)
-        ids = clue_prompt_ids(self.tok, count)
+        ids = crop_prompt_ids(self.tok, CLUE, count)
         answer = self.tok.encode(clue_answer_text(clue.number)) + [self.tok.specials.im_end]
         labels = None
         boxes = [(ch, box) for cell, ch, box in glyphs if tuple(cell) == clue.cell]
