@@ -77,6 +77,10 @@ class Reading:
                 **{f"{CLUE}:{layer}:{r},{c}": text for layer, read in self.clues.items() for (r, c), text in read.items()},
                 **{f"{TEXT}:{k}": text for k, (_line, text) in enumerate(self.lines)}}
 
+    def stated(self) -> tuple[str, ...] | None:
+        """The words-only rules the text crops' answers state together (text_crops.stated_in), or None."""
+        return stated_in(self.texts())
+
     def voted_maps(self) -> dict[str, str]:
         """The marks maps by layer (runtime/marks_map.py; none for models that declare no map): each voted cell
         by cell from the views that drew it (marks_map.voted_map), the first view's where there is no other."""
@@ -348,8 +352,7 @@ class Pipeline:
                 stage("clues", {"clues": sum(len(read) for read in reading.clues.values()), "seconds": reading.clues_s})
             if reading.lines:
                 out.timings["lines"] = reading.lines_s
-                stage("lines", {"lines": len(reading.lines), "seconds": reading.lines_s,
-                                "stated": stated_in(reading.texts()) or ()})
+                stage("lines", {"lines": len(reading.lines), "seconds": reading.lines_s, "stated": reading.stated() or ()})
             self.settle(reading, out, stage)
         except VlmSudokuError as exc:
             out.error = exc
@@ -364,7 +367,7 @@ class Pipeline:
         t = time.perf_counter()
         digits = [gen.text for gen in [reading.answers["digits"], *reading.more_digits]]  # (the first that reads)
         out.puzzle = with_stated(read_answers(reading.answers["rules"].text, digits, reading.maps(), out.map_problems),
-                                 stated_in(reading.texts()))
+                                 reading.stated())
         # one answer's choices are weighed only if the check runs (a 152k vocabulary's log-softmax is ~1.5 ms a
         # token); several views' are combined first
         belief = self.belief(reading, out.puzzle.size) if reading.more_digits else None
