@@ -111,6 +111,20 @@ def test_few_clue_puzzles_have_one_or_two_clues_of_one_marking_kind_each() -> No
     assert len(set(kinds)) == 10  # a different kind each, in turn
 
 
+def test_published_style_classic_puzzles_have_one_solution_and_24_to_36_givens() -> None:
+    """The rendered-classic-unique set is what the reading check presumes (one solution), on its own seeds."""
+    from vlm_sudoku.solver.solve import SOLVED, solve
+    from vlm_sudoku.tools.eval_reader import SETS, unique_classic_items
+
+    items = list(unique_classic_items(3))
+    assert len({item.name for item in items}) == 3 and "rendered-classic-unique" in SETS
+    for item in items:
+        givens = sum(v != 0 for row in item.puzzle.givens for v in row)
+        assert item.puzzle.size == 9 and not item.puzzle.constraints and 24 <= givens <= 36
+        assert solve(item.puzzle).status == SOLVED and item.image.size[0] > 100
+    assert [item.puzzle.givens for item in unique_classic_items(1)] == [items[0].puzzle.givens]  # seeded
+
+
 def test_a_reading_is_scored_as_the_pipeline_settles_it(monkeypatch) -> None:
     """The digits scored "as read" are the views' joint reading (what vlm-solve takes), and "after the check"
     what the check made of it: a misreading of the first view only is right as read with three views; with
