@@ -16,7 +16,8 @@ digits that gives one solution), as vlm-solve reports it: grid_exact_checked,
 cell_accuracy_checked, how many readings the check changed and how many of those
 still had a wrong digit after. The check presumes a puzzle with one solution, so
 truth_unique counts the images whose true puzzle has one (the newspaper photos
-all do; rendered puzzles mostly do not, and there the check can only hurt).
+all do; rendered puzzles mostly do not, and there the check can only hurt; the
+rendered-classic-unique set draws classic puzzles that do, as published ones).
 Rules are scored over every puzzle (rules_exact) and over those whose every rule is
 drawn on the grid (rules_exact_drawn): the others state a rule only in words beside
 the grid, which the grid view does not show. rules_types counts the answers that name
