@@ -452,7 +452,7 @@ def few_clue_items(count: int) -> Iterator[Item]:
 
 def unique_classic_items(count: int) -> Iterator[Item]:
     """Classic 9x9 puzzles as they are published, with one solution and 24-36 givens, drawn as the rendered-classic
-    set draws its pictures (each on its own seed).
+    set draws its pictures (each on its own seed; 61 of the first 400 with irregular regions, as rendered-classic draws them).
 
     Why: the renderer's training puzzles keep a random share of the solution as givens, so only 27 of the 400
     rendered-classic puzzles have one solution, and there the reading check (runtime/reading_check.py), which
