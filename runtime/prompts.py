@@ -100,11 +100,11 @@ def question_text(name: str) -> str:
     return QUESTIONS[name] if name in QUESTIONS else MAP_QUESTIONS[name]
 
 
-
 def crop_prompt_ids(tokenizer: Tokenizer, question: str, image_tokens: int) -> list[int]:
     """The whole prompt of a crop's question ("clue", "text") about one crop of ``image_tokens`` merged tokens, the
     crop its only image: what the runtime, the torch baseline and the training drills all ask."""
     return prompt_ids(tokenizer, question_text(question), [image_tokens])
+
 
 class PromptError(InputError, ValueError):
     """A prompt text the chat template cannot carry (it holds a special-token string)."""

@@ -275,8 +275,8 @@ def with_stated(puzzle: Puzzle, stated: Sequence[str] | None) -> Puzzle:
     Why not take "none" from every line as "no such rule": a line is missed now and then (2% of renders with such a
     rule have it beyond the 12 lines asked), and a reader that has not learnt the crops answers "none" to all (probe
     run 28 read 52% of 25 by-kind renders' rules exactly when "none" took the rules away, 56% since; run 27 without
-    crops 60%). A words-only rule named by the
-    rules answer and printed nowhere is left to the rules check, which drops it where the reading then solves."""
+    crops 60%). A words-only rule named by the rules answer and printed nowhere is left to the rules check, which
+    drops it where the reading then solves."""
     if not stated:
         return puzzle
     kept = tuple(c for c in puzzle.constraints if c.rule not in WORDS_ONLY)

@@ -410,13 +410,19 @@ def retaken_photo_items(count: int, folder: Path | None = None) -> Iterator[Item
         yield Item(f"{photo.path.name}#{i // len(val)}", image, photo.puzzle)
 
 
+def rendered_item(seed: int, r: Any) -> Item:
+    """The item of a render (tools/render ``Rendered``) drawn from ``seed``: its puzzle, the size of its cells and
+    the words it drew, which every rendered set scores."""
+    return Item(f"seed{seed}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, r.puzzle.size),
+                words=r.details.get("texts"))
+
+
 def rendered_items(kinds: str, count: int, sizes: tuple[int, ...]) -> Iterator[Item]:
     from .render import sample
 
     for i in range(count):
         r = sample(EVAL_SEED_BASE + i, sizes=sizes, kinds=kinds)
-        yield Item(f"seed{EVAL_SEED_BASE + i}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, r.puzzle.size),
-                   words=r.details.get("texts"))
+        yield rendered_item(EVAL_SEED_BASE + i, r)
 
 
 def by_kind_items(count: int) -> Iterator[Item]:
@@ -427,7 +433,7 @@ def by_kind_items(count: int) -> Iterator[Item]:
     for i in range(count):
         seed = EVAL_SEED_BASE + 10**6 + i
         r = sample(seed, sizes=(9,), kinds=kinds[i % len(kinds)])
-        yield Item(f"seed{seed}", r.image, r.puzzle, cell_px=grid_cell_px(r.corners, 9), words=r.details.get("texts"))
+        yield rendered_item(seed, r)
 
 
 def few_clue_items(count: int) -> Iterator[Item]:
@@ -447,16 +453,17 @@ def few_clue_items(count: int) -> Iterator[Item]:
         puzzle, _solution = sample_puzzle(rng, sizes=(9,), kinds=(kinds[i % len(kinds)],))
         puzzle = fewer_clues(puzzle, rng)
         r = render(puzzle, rng)
-        yield Item(f"seed{seed}", r.image, puzzle, cell_px=grid_cell_px(r.corners, 9), words=r.details.get("texts"))
+        yield rendered_item(seed, r)
 
 
 def unique_classic_items(count: int) -> Iterator[Item]:
     """Classic 9x9 puzzles as they are published, with one solution and 24-36 givens, drawn as the rendered-classic
-    set draws its pictures (each on its own seed; 61 of the first 400 with irregular regions, as rendered-classic draws them).
+    set draws its pictures (each on its own seed; 61 of the first 400 with irregular regions, as rendered-classic
+    draws them).
 
     Why: the renderer's training puzzles keep a random share of the solution as givens, so only 27 of the 400
-    rendered-classic puzzles have one solution, and there the reading check (runtime/reading_check.py), which
-    vlm-solve runs on every reading, has nothing to go by. A newspaper or app puzzle always has one; this set
+    rendered-classic puzzles have one solution, and on the others the reading check (runtime/reading_check.py),
+    which vlm-solve runs on every reading, has nothing to go by. A newspaper or app puzzle always has one; this set
     scores what a user gets from such a puzzle: the reading as the model gave it and after the check."""
     from .render import render
     from .render.puzzles import sample_puzzle
@@ -468,7 +475,7 @@ def unique_classic_items(count: int) -> Iterator[Item]:
         template, solution = sample_puzzle(rng, sizes=(9,))
         puzzle = remove_givens(template, solution, rng, min_givens=rng.randint(24, 36))
         r = render(puzzle, rng)
-        yield Item(f"seed{seed}", r.image, puzzle, cell_px=grid_cell_px(r.corners, 9), words=r.details.get("texts"))
+        yield rendered_item(seed, r)
 
 
 SET_NOTES = {  # what each set is, in the words a reader of a table needs
